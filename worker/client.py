@@ -1,0 +1,78 @@
+"""Send ingest jobs and wait for their outcomes: the Python side of ``newsclass enqueue``.
+
+Producers need no worker code: a job is the task name ``newsclass.ingest_article`` and one JSON
+object, so any Celery client can do what ``enqueue_articles`` does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from sqlmodel import Session
+
+from worker.store import Job, get_engine, get_jobs
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+INGEST_TASK = "newsclass.ingest_article"
+
+
+def enqueue_articles(
+    payloads: Iterable[dict],
+    *,
+    app: Celery | None = None,
+    source: str | None = None,
+    on_sent: Callable[[int], None] | None = None,
+) -> list[str]:
+    """Send one job per article over one broker connection; return the job ids in order.
+
+    ``source`` fills the field of payloads that have none. ``on_sent(n)`` reports progress.
+    """
+    if app is None:
+        from worker.celery_app import app as default_app
+
+        app = default_app
+    ids: list[str] = []
+    with app.producer_or_acquire() as producer:
+        for payload in payloads:
+            if source and isinstance(payload, dict) and not payload.get("source"):
+                payload = {**payload, "source": source}
+            result = app.send_task(INGEST_TASK, args=(payload,), producer=producer)
+            ids.append(result.id)
+            if on_sent:
+                on_sent(1)
+    return ids
+
+
+def wait_for_jobs(
+    job_ids: Sequence[str],
+    *,
+    database_url: str,
+    timeout: float = 300.0,
+    poll: float = 0.25,
+    on_progress: Callable[[int], None] | None = None,
+) -> dict[str, Job]:
+    """Block until every job has a recorded outcome (or the timeout passes); return those found."""
+    engine = get_engine(database_url)
+    pending = set(job_ids)
+    found: dict[str, Job] = {}
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        with Session(engine) as session:
+            for chunk in _chunks(sorted(pending), 500):
+                new = get_jobs(session=session, job_ids=chunk)
+                found.update(new)
+                pending.difference_update(new)
+                if on_progress and new:
+                    on_progress(len(new))
+        if pending:
+            time.sleep(poll)
+    return found
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,191 @@
+"""Thin tasks: decode messages, call the pipeline, own the retries.
+
+``newsclass.ingest_article`` is the public task: one JSON object per message, sent by any Celery
+client. The worker buffers messages and runs them in batches (celery-batches), acknowledging each
+message only after its outcome is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
+
+import sqlalchemy as sa
+from celery import signals
+from celery.utils.time import get_exponential_backoff_interval
+from celery_batches import Batches, SimpleRequest
+from sqlmodel import Session
+
+from classifiers import TopicModel, load_model
+from worker.celery_app import app
+from worker.ingest import Limits
+from worker.pipeline import IngestJob, process_batch
+from worker.settings import get_settings
+from worker.store import JobOutcome, get_engine, record_jobs
+
+log = logging.getLogger("newsclass.worker")
+
+INGEST_TASK = "newsclass.ingest_article"
+# Errors that pass by themselves (database down, locked or read-only for a while): retry later.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    sa.exc.DisconnectionError,
+    sa.exc.TimeoutError,
+)
+_settings = get_settings()
+
+
+@cache
+def get_model() -> TopicModel:
+    """The model, loaded once per process."""
+    return load_model(_settings.model_path)
+
+
+def _engine() -> sa.Engine:
+    return get_engine(_settings.database_url)
+
+
+def _limits() -> Limits:
+    return Limits(max_text_chars=_settings.max_text_chars)
+
+
+@signals.worker_init.connect
+def _preload(**_: Any) -> None:
+    # Load the model in the parent so forked processes share its arrays instead of each loading.
+    get_model()
+
+
+@signals.worker_process_init.connect
+def _fresh_connections(**_: Any) -> None:
+    # A forked process must not reuse the parent's database connections.
+    _engine().dispose(close=False)
+
+
+def payload_of(request: SimpleRequest) -> object:
+    """The task's one JSON object (also accepted as keyword arguments from lenient clients)."""
+    args, kwargs = tuple(request.args or ()), dict(request.kwargs or {})
+    if len(args) == 1 and not kwargs:
+        return args[0]
+    if not args and kwargs:
+        return kwargs
+    return _BadCall(len(args), sorted(kwargs))
+
+
+class _BadCall:
+    """A message that does not carry exactly one JSON object: parse_job rejects it by type."""
+
+    def __init__(self, n_args: int, kwargs: list[str]) -> None:
+        self.n_args, self.kwargs = n_args, kwargs
+
+    def __repr__(self) -> str:
+        return f"<call with {self.n_args} positional arguments and keywords {self.kwargs}>"
+
+
+def jobs_of(requests: Sequence[SimpleRequest]) -> list[IngestJob]:
+    return [
+        IngestJob(
+            id=request.id,
+            payload=payload_of(request),
+            attempts=1 + int((request.request_dict or {}).get("retries") or 0),
+        )
+        for request in requests
+    ]
+
+
+@app.task(
+    base=Batches,
+    name=INGEST_TASK,
+    flush_every=_settings.batch_size,
+    flush_interval=_settings.batch_wait,
+    acks_late=True,
+)
+def ingest_article(requests: list[SimpleRequest]) -> None:
+    """Public task: ingest one article (a JSON object); the worker runs them in batches."""
+    run_jobs(jobs_of(requests))
+
+
+def run_jobs(jobs: list[IngestJob]) -> None:
+    """Process a batch; on a passing error retry it later, on any other error split it in halves
+    so one poison job cannot sink the others."""
+    try:
+        outcomes = process_batch(jobs, engine=_engine(), model=get_model(), limits=_limits())
+    except TRANSIENT_ERRORS as exc:
+        log.warning("batch of %d hit a passing error, retrying: %s", len(jobs), _short(exc))
+        schedule_retries(jobs, exc)
+        return
+    except Exception as exc:
+        if len(jobs) > 1:
+            mid = len(jobs) // 2
+            run_jobs(jobs[:mid])
+            run_jobs(jobs[mid:])
+        else:
+            log.exception("job %s failed", jobs[0].id)
+            schedule_retries(jobs, exc)
+        return
+    counts = Counter(outcome.status for outcome in outcomes)
+    log.info("batch of %d: %s", len(jobs), ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+
+def schedule_retries(jobs: Sequence[IngestJob], exc: BaseException) -> None:
+    """Send each job again after an exponential, jittered wait; past the limit, record it failed
+    with its full payload so `newsclass jobs retry` can replay it."""
+    give_up = [job for job in jobs if job.attempts > _settings.max_retries]
+    if give_up:
+        try:
+            record_failed(give_up, reason=_short(exc))
+        except TRANSIENT_ERRORS:
+            # The outcome cannot be written now either: keep the jobs alive at the longest wait.
+            log.error("cannot record %d failed jobs; the database is unreachable", len(give_up))
+            for job in give_up:
+                resend(job, countdown=_settings.retry_backoff_max)
+    for job in jobs:
+        if job.attempts <= _settings.max_retries:
+            resend(job, countdown=backoff(job.attempts))
+
+
+def backoff(attempts: int) -> float:
+    return (
+        float(
+            get_exponential_backoff_interval(
+                factor=1,
+                retries=attempts,
+                maximum=int(_settings.retry_backoff_max),
+                full_jitter=True,
+            )
+        )
+        or 0.5
+    )
+
+
+def resend(job: IngestJob, *, countdown: float) -> None:
+    """The same job (same id, same payload) back on the queue; the current message is then acked."""
+    app.send_task(
+        INGEST_TASK, args=(job.payload,), task_id=job.id, countdown=countdown, retries=job.attempts
+    )
+
+
+def record_failed(jobs: Sequence[IngestJob], *, reason: str) -> None:
+    import json
+
+    outcomes = [
+        JobOutcome(
+            job_id=job.id,
+            status="failed",
+            reason=f"gave up after {job.attempts} tries: {reason}",
+            payload=json.dumps(job.payload, ensure_ascii=False, default=repr),
+            attempts=job.attempts,
+        )
+        for job in jobs
+    ]
+    with Session(_engine()) as session, session.begin():
+        record_jobs(session=session, outcomes=outcomes)
+    log.error("%d jobs failed for good: %s", len(jobs), reason)
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
