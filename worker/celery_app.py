@@ -10,13 +10,14 @@ from celery import Celery
 
 from worker.settings import get_settings
 
-INGEST_QUEUE = "ingest"
+# Ingest jobs use Celery's default queue, so any client's plain send_task reaches the workers.
+INGEST_QUEUE = "celery"
 FETCH_QUEUE = "fetch"
 
 
 def make_app() -> Celery:
     settings = get_settings()
-    app = Celery("newsclass", include=["worker.tasks"])
+    app = Celery("newsclass", include=["worker.tasks", "worker.fetch_tasks"])
     app.conf.update(
         broker_url=settings.broker_url,
         result_backend=None,
@@ -31,12 +32,28 @@ def make_app() -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_default_queue=INGEST_QUEUE,
-        task_routes={"newsclass.poll_*": {"queue": FETCH_QUEUE}},
+        task_routes={
+            name: {"queue": FETCH_QUEUE}
+            for name in ("newsclass.schedule_polls", "newsclass.poll_*", "newsclass.fetch_*")
+        },
+        # Beat keeps its schedule in memory: the default PersistentScheduler writes a shelve
+        # (pickle) file. One tick task finds the due sources; the sources' state is in the DB.
+        beat_scheduler="celery.beat:Scheduler",
+        beat_schedule={
+            "schedule-polls": {
+                "task": "newsclass.schedule_polls",
+                "schedule": settings.beat_tick,
+                # A tick nobody took in time is dropped: the next one does the same work.
+                "options": {"queue": FETCH_QUEUE, "expires": max(2 * settings.beat_tick, 5.0)},
+            }
+        },
+        beat_max_loop_interval=max(1.0, min(settings.beat_tick, 60.0)),
         # Unacknowledged messages held by a process: enough to fill one batch and start the next.
         worker_prefetch_multiplier=max(4, 2 * settings.batch_size),
         worker_max_tasks_per_child=settings.worker_max_tasks_per_child or None,
         worker_max_memory_per_child=settings.worker_max_memory_per_child or None,
         worker_send_task_events=False,
+        worker_consumer="worker.tasks:JsonOnlyConsumer",
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
         broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},

@@ -188,7 +188,12 @@ def _cell(value: object, *, csv: bool = False) -> str:
 # ------------------------------------------------------------------------------- commands
 
 
-@app.command(epilog=example("newsclass enqueue articles/ --jsonl more.jsonl --source wire --wait"))
+@app.command(
+    epilog=example(
+        "newsclass enqueue articles/ --jsonl more.jsonl --source wire --wait\n"
+        "  newsclass enqueue --url https://news.example.org/2026/03/story.html --wait"
+    )
+)
 def enqueue(
     paths: Annotated[
         list[Path] | None, typer.Argument(help="Text, HTML, JSON or JSONL files, or folders.")
@@ -203,6 +208,13 @@ def enqueue(
     source: Annotated[
         str | None,
         typer.Option(help="Source name for articles that have none.", envvar="NEWSCLASS_SOURCE"),
+    ] = None,
+    url: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A web page to fetch, extract and ingest (repeatable; fetched by a fetch worker).",
+            envvar="NEWSCLASS_ENQUEUE_URL",
+        ),
     ] = None,
     wait: Annotated[
         bool,
@@ -220,11 +232,15 @@ def enqueue(
 
     settings = settings_or_exit()
     payloads = list(iter_payloads(paths or [], jsonl))
-    if not payloads:
-        raise fail("nothing to enqueue: give files, folders or --jsonl")
-    with progress_bar() as bar:
-        task = bar.add_task("enqueue", total=len(payloads))
-        ids = enqueue_articles(payloads, source=source, on_sent=lambda n: bar.advance(task, n))
+    if not payloads and not url:
+        raise fail("nothing to enqueue: give files, folders, --jsonl or --url")
+    ids: list[str] = []
+    if payloads:
+        with progress_bar() as bar:
+            task = bar.add_task("enqueue", total=len(payloads))
+            ids = enqueue_articles(payloads, source=source, on_sent=lambda n: bar.advance(task, n))
+    if url:
+        ids += enqueue_pages(url, source=source)
     err.print(f"enqueued {len(ids)} jobs on {redact_url(settings.broker_url)}", highlight=False)
     if wait:
         report_outcomes(ids, timeout=timeout)
@@ -268,8 +284,8 @@ def worker(
         ),
     ] = os.cpu_count() or 1,
     queues: Annotated[
-        str, typer.Option(help="Comma-separated queues to consume.", envvar="NEWSCLASS_QUEUES")
-    ] = "ingest",
+        str, typer.Option(help="Queues to consume, comma-separated: celery (ingest jobs), fetch (polls, pages).", envvar="NEWSCLASS_QUEUES")
+    ] = "celery",
     pool: Annotated[
         str,
         typer.Option(
@@ -371,28 +387,41 @@ def parse_when(value: str | None, option: str) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-ARTICLE_COLUMNS = [
-    "id", "title", "url", "source", "published_at", "ingested_at",
-    "labels", "scores", "primary", "model_version",
-]  # fmt: skip
+class StatsOutput(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
 
 
-def article_row(article: Any) -> dict:
-    return {
-        "id": article.id,
-        "title": article.title,
-        "url": article.url,
-        "source": article.source,
-        "published_at": iso(article.published_at),
-        "ingested_at": iso(article.ingested_at),
-        "labels": list(article.labels),
-        "scores": dict(article.scores),
-        "primary": article.primary_label,
-        "model_version": article.model_version,
-    }
+class ShowFormat(StrEnum):
+    text = "text"
+    json = "json"
 
 
-@app.command(epilog=example("newsclass query --label defence --since 2026-01-01 --format csv"))
+class Sort(StrEnum):
+    newest = "newest"
+    oldest = "oldest"
+    score = "score"
+
+
+class TimeKind(StrEnum):
+    published = "published"
+    ingested = "ingested"
+
+
+class StatsBy(StrEnum):
+    day = "day"
+    week = "week"
+    month = "month"
+    source = "source"
+
+
+@app.command(
+    epilog=example(
+        "newsclass query --label defence --label trade --all --since 2026-01-01 --format csv\n"
+        "  newsclass query --search 'tariff OR \"trade war\" -soybeans' --sort score --format json"
+    )
+)
 def query(
     label: Annotated[
         list[str] | None,
@@ -408,17 +437,35 @@ def query(
         ),
     ] = None,
     since: Annotated[
-        str | None, typer.Option(help="Published (else ingested) at or after, ISO 8601.")
+        str | None, typer.Option(help="At or after this time (see --time), ISO 8601.")
     ] = None,
     until: Annotated[
-        str | None, typer.Option(help="Published (else ingested) before, ISO 8601.")
+        str | None, typer.Option(help="Before this time (see --time), ISO 8601.")
     ] = None,
+    time: Annotated[
+        TimeKind,
+        typer.Option(
+            help="The time --since, --until and sorting use: published (else ingested), or ingested.",
+            envvar="NEWSCLASS_QUERY_TIME",
+        ),
+    ] = TimeKind.published,
     source: Annotated[
         str | None, typer.Option(help="Only this source.", envvar="NEWSCLASS_QUERY_SOURCE")
+    ] = None,
+    search: Annotated[
+        str | None,
+        typer.Option(help='Full text of title and text: words, "a phrase", OR, -word.'),
     ] = None,
     model_version: Annotated[
         str | None, typer.Option(help="Labels given by this model version.")
     ] = None,
+    sort: Annotated[
+        Sort,
+        typer.Option(
+            help="newest or oldest first, or highest score (of the --label labels) first.",
+            envvar="NEWSCLASS_QUERY_SORT",
+        ),
+    ] = Sort.newest,
     limit: Annotated[int, typer.Option(min=1, max=100_000, help="Most rows.")] = 50,
     offset: Annotated[int, typer.Option(min=0, help="Rows to skip.")] = 0,
     fmt: Annotated[
@@ -428,66 +475,175 @@ def query(
     """List stored articles with their labels, newest first."""
     from sqlmodel import Session
 
-    from classifiers import LABELS
-    from worker.store import ArticleFilter, find_articles, get_engine
+    from worker.query import ARTICLE_COLUMNS, TABLE_COLUMNS, article_row, build_filter
+    from worker.store import find_articles, get_engine
 
     settings = settings_or_exit()
-    for name in label or []:
-        if name not in LABELS:
-            raise fail(f"--label: unknown label {name!r} (one of {', '.join(LABELS)})")
-    where = ArticleFilter(
-        labels=tuple(label or ()),
-        label_mode="all" if all_labels else "any",
-        min_score=min_score,
-        since=parse_when(since, "--since"),
-        until=parse_when(until, "--until"),
-        source=source,
-        model_version=model_version,
-    )
+    try:
+        where = build_filter(
+            labels=label or (),
+            all_labels=all_labels,
+            min_score=min_score,
+            since=since,
+            until=until,
+            time=time.value,
+            source=source,
+            search=search,
+            model_version=model_version,
+            names={"label": "--label", "since": "--since", "until": "--until"},
+        )
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     with Session(get_engine(settings.database_url)) as session:
         rows = [
             article_row(a)
-            for a in find_articles(session=session, where=where, limit=limit, offset=offset)
+            for a in find_articles(
+                session=session, where=where, limit=limit, offset=offset, sort=sort.value
+            )
         ]
-    emit(
-        rows,
-        fmt.value,
-        ARTICLE_COLUMNS
-        if fmt != Format.table
-        else ["id", "title", "source", "published_at", "labels", "scores"],
-    )
+    emit(rows, fmt.value, ARTICLE_COLUMNS if fmt != Format.table else TABLE_COLUMNS)
 
 
-@app.command(epilog=example("newsclass stats --format json"))
-def stats(
+@app.command(epilog=example("newsclass show 42 --format json"))
+def show(
+    article_id: Annotated[int, typer.Argument(help="The article's id (from query).")],
     fmt: Annotated[
-        StatsFormat, typer.Option("--format", help="Output format.", envvar="NEWSCLASS_FORMAT")
-    ] = StatsFormat.table,
+        ShowFormat, typer.Option("--format", help="Output format.", envvar="NEWSCLASS_SHOW_FORMAT")
+    ] = ShowFormat.text,
 ) -> None:
-    """Counts: articles, articles per label, job outcomes."""
+    """One stored article: text, scores, paragraph breakdown, explanation, model version."""
     from sqlmodel import Session
 
-    from worker.store import count_articles, count_labels, count_outcomes, get_engine
+    from worker.query import article_detail
+    from worker.store import find_article_labels, get_article, get_engine
 
     settings = settings_or_exit()
     with Session(get_engine(settings.database_url)) as session:
-        data = {
-            "articles": count_articles(session=session),
-            "by_label": count_labels(session=session),
-            "outcomes": count_outcomes(session=session),
-        }
-    if fmt == StatsFormat.json:
-        sys.stdout.write(json.dumps(data) + "\n")
+        article = get_article(session=session, article_id=article_id)
+        if article is None:
+            raise fail(f"no article {article_id}", code=1)
+        detail = article_detail(
+            article, find_article_labels(session=session, article_id=article_id)
+        )
+    if fmt == ShowFormat.json:
+        sys.stdout.write(json.dumps(detail, ensure_ascii=False, indent=2) + "\n")
         return
-    table = Table(title="newsclass")
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    table.add_row("articles", str(data["articles"]))
-    for name, n in sorted(data["by_label"].items()):
-        table.add_row(f"label {name}", str(n))
-    for name, n in data["outcomes"].items():
-        table.add_row(f"jobs {name}", str(n))
-    out.print(table)
+    out.print(f"[bold]{detail['title'] or '(untitled)'}[/bold]  #{detail['id']}", highlight=False)
+    for key in ("source", "author", "url", "published_at", "ingested_at", "model_version"):
+        if detail[key]:
+            out.print(f"{key}: {detail[key]}", highlight=False)
+    out.print(f"labels: {_cell(detail['labels']) or 'none'}   scores: {_cell(detail['scores'])}")
+    for name, terms in detail["explanation"].items():
+        out.print(f"why {name}: {', '.join(terms)}", highlight=False)
+    emit(
+        [{**p, "text": (p.get("text") or "")[:160]} for p in detail["paragraphs"]],
+        "table",
+        ["index", "labels", "scores", "text"],
+        title="paragraphs",
+    )
+    out.print(detail["text"], highlight=False, markup=False)
+
+
+@app.command(
+    epilog=example(
+        "newsclass stats --by week --format csv\n"
+        "  newsclass stats --by month --since 2026-01-01 --plot volume.svg"
+    )
+)
+def stats(
+    fmt: Annotated[
+        StatsOutput, typer.Option("--format", help="Output format.", envvar="NEWSCLASS_FORMAT")
+    ] = StatsOutput.table,
+    by: Annotated[
+        StatsBy | None,
+        typer.Option(
+            help="Also count articles per label by day, week, month (UTC) or source.",
+            envvar="NEWSCLASS_STATS_BY",
+        ),
+    ] = None,
+    time: Annotated[
+        TimeKind,
+        typer.Option(
+            help="The time --by and --since/--until use: published (else ingested), or ingested.",
+            envvar="NEWSCLASS_STATS_TIME",
+        ),
+    ] = TimeKind.published,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Count articles at or after, ISO 8601.", envvar="NEWSCLASS_STATS_SINCE"),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help="Count articles before, ISO 8601.", envvar="NEWSCLASS_STATS_UNTIL"),
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            help="Draw the volume per label over time to this .png or .svg (needs matplotlib).",
+            envvar="NEWSCLASS_STATS_PLOT",
+        ),
+    ] = None,
+) -> None:
+    """Counts: articles, articles per label, job outcomes; with --by, per label over time."""
+    from sqlmodel import Session
+
+    from classifiers import LABELS
+    from worker.query import build_filter, plot_volume, stats_data
+    from worker.store import get_engine
+
+    settings = settings_or_exit()
+    if plot is not None and by is None:
+        by = StatsBy.day
+    try:
+        where = build_filter(
+            since=since,
+            until=until,
+            time=time.value,
+            names={"since": "--since", "until": "--until"},
+        )
+        with Session(get_engine(settings.database_url)) as session:
+            data = stats_data(session=session, by=by.value if by else None, where=where)
+        if plot is not None:
+            err.print(f"wrote {plot_volume(data, plot)}", highlight=False)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    if fmt == StatsOutput.json:
+        sys.stdout.write(json.dumps(data) + "\n")
+    elif by is not None:
+        emit(data["volume"], fmt.value, [by.value, "articles", *LABELS], title=f"per {by.value}")
+    elif fmt == StatsOutput.csv:
+        rows = [{"what": "articles", "count": data["articles"]}]
+        rows += [{"what": f"label {k}", "count": v} for k, v in sorted(data["by_label"].items())]
+        rows += [{"what": f"jobs {k}", "count": v} for k, v in data["outcomes"].items()]
+        emit(rows, "csv", ["what", "count"])
+    else:
+        table = Table(title="newsclass")
+        table.add_column("what")
+        table.add_column("count", justify="right")
+        table.add_row("articles", str(data["articles"]))
+        for name, n in sorted(data["by_label"].items()):
+            table.add_row(f"label {name}", str(n))
+        for name, n in data["outcomes"].items():
+            table.add_row(f"jobs {name}", str(n))
+        out.print(table)
+
+
+@app.command(epilog=example("NEWSCLASS_API_TOKEN=s3cret newsclass api --host 0.0.0.0 --port 8000"))
+def api(
+    host: Annotated[
+        str, typer.Option(help="Address to listen on.", envvar="NEWSCLASS_API_HOST")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, help="Port to listen on.", envvar="NEWSCLASS_API_PORT")
+    ] = 8000,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /docs) and the dashboard at /."""
+    import uvicorn
+
+    from worker.api import create_app
+
+    settings = settings_or_exit()
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
 
 
 JOB_COLUMNS = [
@@ -550,6 +706,38 @@ def jobs_show(
             raise fail(f"no job {job_id} (not processed yet, or unknown)", code=1)
         row = job.model_dump()
     sys.stdout.write(json.dumps(row, default=_json_default, ensure_ascii=False, indent=2) + "\n")
+
+
+@jobs_app.command("retry", epilog=example("newsclass jobs retry --all-failed"))
+def jobs_retry(
+    job_ids: Annotated[list[str] | None, typer.Argument(help="Ids of failed jobs.")] = None,
+    all_failed: Annotated[
+        bool, typer.Option("--all-failed", help="Replay every failed job.")
+    ] = False,
+) -> None:
+    """Replay failed jobs from their kept payloads (same job ids, so outcomes are updated)."""
+    from sqlmodel import Session
+
+    from worker.client import resend_failed
+    from worker.store import find_jobs, get_engine, get_jobs
+
+    if not job_ids and not all_failed:
+        raise fail("give job ids or --all-failed")
+    settings = settings_or_exit()
+    with Session(get_engine(settings.database_url)) as session:
+        if all_failed:
+            jobs = find_jobs(session=session, status="failed", limit=1_000_000)
+        else:
+            found = get_jobs(session=session, job_ids=job_ids or [])
+            missing = sorted(set(job_ids or []) - set(found))
+            if missing:
+                raise fail(f"no such job: {', '.join(missing)}", code=1)
+            jobs = list(found.values())
+    not_failed = [job.id for job in jobs if job.status != "failed"]
+    if not_failed:
+        raise fail(f"only failed jobs can be retried; not failed: {', '.join(not_failed)}")
+    sent = resend_failed(jobs)
+    out.print(f"re-sent {sent} failed jobs")
 
 
 @db_app.command(
@@ -666,6 +854,214 @@ def demo(
 
     settings_or_exit()
     run_demo([SAMPLES_DIR, *(paths or [])], concurrency=concurrency, timeout=timeout)
+
+
+# ------------------------------------------------------------------------------- sources
+
+sources_app = typer.Typer(
+    help="Feeds and drop folders polled on the beat schedule: add, list, pause, resume, remove.",
+    no_args_is_help=True,
+)
+app.add_typer(sources_app, name="sources")
+sources_add_app = typer.Typer(
+    help="Register a feed or a drop folder (polled from now on by `newsclass beat`).",
+    no_args_is_help=True,
+    epilog=example("newsclass sources add feed https://news.example.org/rss.xml --every 600"),
+)
+sources_app.add_typer(sources_add_app, name="add")
+
+SOURCE_COLUMNS = [
+    "id", "kind", "name", "location", "every", "status", "next_poll_at", "last_success_at",
+    "failures", "last_error_at", "last_error", "paused_reason", "items_sent",
+]  # fmt: skip
+EveryOption = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Seconds between polls (default: NEWSCLASS_SOURCE_EVERY).",
+        envvar="NEWSCLASS_SOURCES_EVERY",
+    ),
+]
+
+
+def enqueue_pages(urls: Sequence[str], *, source: str | None) -> list[str]:
+    """One `newsclass.fetch_page` job per URL; returns the ids of the ingest jobs they lead to."""
+    import uuid
+    from urllib.parse import urlsplit
+
+    from worker.celery_app import FETCH_QUEUE
+    from worker.celery_app import app as celery_app
+
+    for page in urls:
+        parts = urlsplit(page)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise fail(f"--url: only http and https URLs are fetched, not {page!r}")
+    ids: list[str] = []
+    with celery_app.producer_or_acquire() as producer:
+        for page in urls:
+            job_id = str(uuid.uuid4())
+            request = {"url": page, "job_id": job_id, "source": source}
+            celery_app.send_task(
+                "newsclass.fetch_page", args=(request,), queue=FETCH_QUEUE, producer=producer
+            )
+            ids.append(job_id)
+    return ids
+
+
+def source_row(source: Any) -> dict:
+    return {column: getattr(source, column) for column in SOURCE_COLUMNS}
+
+
+def _add_source(kind: str, location: str, every: int | None, **fields: Any) -> None:
+    from sqlmodel import Session
+
+    from worker.store import SourceExists, add_source, get_engine
+
+    settings = settings_or_exit()
+    with Session(get_engine(settings.database_url)) as session:
+        try:
+            added = add_source(
+                session=session,
+                kind=kind,  # type: ignore[arg-type]
+                location=location,
+                every=every or settings.source_every,
+                **fields,
+            )
+        except SourceExists as exc:
+            raise fail(str(exc), code=1) from None
+        sys.stdout.write(f"{added.id}\n")
+        err.print(f"source {added.id}: {kind} {location}, every {added.every} s", highlight=False)
+
+
+@sources_add_app.command(
+    "feed",
+    epilog=example(
+        "newsclass sources add feed https://news.example.org/rss.xml --every 600 --name example"
+    ),
+)
+def sources_add_feed(
+    url: Annotated[str, typer.Argument(help="The feed's URL (RSS 0.9x/1.0/2.0 or Atom).")],
+    every: EveryOption = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="Source name stored with its articles (default: the feed's title)."),
+    ] = None,
+) -> None:
+    """Add an RSS or Atom feed; each new entry's page is fetched and ingested once."""
+    from urllib.parse import urlsplit
+
+    from worker.ingest import normalise_url
+
+    try:
+        location = normalise_url(url)
+    except ValueError:
+        raise fail(f"not a valid URL: {url!r}") from None
+    parts = urlsplit(location)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise fail(f"only http and https feeds are polled, not {url!r}")
+    _add_source("feed", location, every, name=name)
+
+
+@sources_add_app.command(
+    "folder", epilog=example("newsclass sources add folder /srv/drop --every 30 --move-done")
+)
+def sources_add_folder(
+    path: Annotated[
+        Path, typer.Argument(help="A folder where .txt, .html, .json and .jsonl files are dropped.")
+    ],
+    every: EveryOption = None,
+    name: Annotated[
+        str | None, typer.Option(help="Source name for its articles (default: the folder's name).")
+    ] = None,
+    move_done: Annotated[
+        bool,
+        typer.Option(
+            "--move-done",
+            help="Move each ingested file to the folder's done/ subfolder (default: leave it).",
+            envvar="NEWSCLASS_SOURCES_MOVE_DONE",
+        ),
+    ] = False,
+) -> None:
+    """Add a drop folder; each file is ingested once (by path and content)."""
+    folder = path.expanduser().resolve()
+    if not folder.is_dir():
+        raise fail(f"no such folder: {path}")
+    _add_source("folder", str(folder), every, name=name, move_done=move_done)
+
+
+@sources_app.command("list", epilog=example("newsclass sources list --format json"))
+def sources_list(
+    fmt: Annotated[
+        StatsFormat, typer.Option("--format", help="Output format.", envvar="NEWSCLASS_FORMAT")
+    ] = StatsFormat.table,
+) -> None:
+    """List the sources with their state: next poll, failures, last error, why paused."""
+    from sqlmodel import Session
+
+    from worker.store import get_engine, list_sources
+
+    settings = settings_or_exit()
+    with Session(get_engine(settings.database_url)) as session:
+        rows = [source_row(source) for source in list_sources(session=session)]
+    if fmt == StatsFormat.json:
+        emit(rows, "json", SOURCE_COLUMNS)
+        return
+    for row in rows:
+        row["state"] = row["status"] + (f": {row['paused_reason']}" if row["paused_reason"] else "")
+        row["error"] = row["last_error"] if row["failures"] else None
+    emit(rows, "table", ["id", "kind", "name", "location", "every", "state", "next_poll_at",
+                         "failures", "error", "items_sent"])  # fmt: skip
+
+
+def _set_status(source_id: int, status: str, reason: str | None = None) -> None:
+    from sqlmodel import Session
+
+    from worker.store import get_engine, set_source_status
+
+    settings = settings_or_exit()
+    with Session(get_engine(settings.database_url)) as session:
+        found = set_source_status(
+            session=session,
+            source_id=source_id,
+            status=status,  # type: ignore[arg-type]
+            reason=reason,
+        )
+    if found is None:
+        raise fail(f"no source {source_id}", code=1)
+    err.print(f"source {source_id} {status}", highlight=False)
+
+
+@sources_app.command("pause", epilog=example("newsclass sources pause 3 --reason 'site redesign'"))
+def sources_pause(
+    source_id: Annotated[int, typer.Argument(help="The source's id (see `sources list`).")],
+    reason: Annotated[str | None, typer.Option(help="Why, shown in `sources list`.")] = None,
+) -> None:
+    """Stop polling a source (its state and seen items are kept)."""
+    _set_status(source_id, "paused", reason or "paused by hand")
+
+
+@sources_app.command("resume", epilog=example("newsclass sources resume 3"))
+def sources_resume(
+    source_id: Annotated[int, typer.Argument(help="The source's id (see `sources list`).")],
+) -> None:
+    """Poll a paused source again, at once, with its failure count cleared."""
+    _set_status(source_id, "active")
+
+
+@sources_app.command("remove", epilog=example("newsclass sources remove 3"))
+def sources_remove(
+    source_id: Annotated[int, typer.Argument(help="The source's id (see `sources list`).")],
+) -> None:
+    """Forget a source and its seen items (its stored articles stay)."""
+    from sqlmodel import Session
+
+    from worker.store import get_engine, remove_source
+
+    settings = settings_or_exit()
+    with Session(get_engine(settings.database_url)) as session:
+        if not remove_source(session=session, source_id=source_id):
+            raise fail(f"no source {source_id}", code=1)
+    err.print(f"source {source_id} removed", highlight=False)
 
 
 def main() -> None:

@@ -76,3 +76,23 @@ def wait_for_jobs(
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def resend_failed(jobs: Iterable[Job], *, app: Celery | None = None) -> int:
+    """Send failed jobs again from their kept payloads, under their own ids."""
+    import json
+
+    if app is None:
+        from worker.celery_app import app as default_app
+
+        app = default_app
+    sent = 0
+    with app.producer_or_acquire() as producer:
+        for job in jobs:
+            if job.status != "failed" or not job.payload:
+                continue
+            app.send_task(
+                INGEST_TASK, args=(json.loads(job.payload),), task_id=job.id, producer=producer
+            )
+            sent += 1
+    return sent

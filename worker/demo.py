@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from worker.embedded import LocalRedis, WorkerProcess
 from worker.settings import get_settings, redact_url
 
-console = Console()
+console = Console(width=None if Console().is_terminal else 120)
 
 
 @contextlib.contextmanager
@@ -65,8 +65,11 @@ def print_results(found: dict, database_url: str) -> None:
     with Session(get_engine(database_url)) as session:
         articles = session.exec(select(Article).where(col(Article.id).in_(article_ids))).all()
     table = Table(title="stored articles")
-    for column in ("id", "title", "labels", "defence", "trade", "domestic_politics"):
-        table.add_column(column, overflow="fold")
+    table.add_column("id", justify="right")
+    table.add_column("title", overflow="fold", max_width=60)
+    table.add_column("labels", overflow="fold")
+    for column in ("defence", "trade", "domestic_politics"):
+        table.add_column(column, justify="right")
     for article in sorted(articles, key=lambda a: a.id or 0):
         scores = article.scores
         table.add_row(

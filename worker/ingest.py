@@ -19,7 +19,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import trafilatura
@@ -72,6 +72,7 @@ class Article:
     dateline: str | None
     agency: str | None
     credits: list[str] = field(default_factory=list)
+    origin: str | None = None  # "page" or "feed" (the feed's own text: the page could not be had)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (``published_at`` as an ISO 8601 string)."""
@@ -87,6 +88,7 @@ class Article:
             "dateline": self.dateline,
             "agency": self.agency,
             "credits": list(self.credits),
+            "origin": self.origin,
         }
 
 
@@ -571,11 +573,13 @@ class _Payload(BaseModel):
     author: str | None = None
     published_at: str | None = None
     id: str | int | None = None
+    origin: Literal["page", "feed"] | None = None
 
 
 _EXPECTED = {
     "id": "a string or an integer",
     "published_at": "an ISO 8601 date string",
+    "origin": '"page" or "feed"',
 }
 _NON_PRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffd]")
 _MOSTLY = 0.3
@@ -745,6 +749,7 @@ def parse_job(payload: object, *, limits: Limits = Limits()) -> Article:
         dateline=cleaned.dateline,
         agency=cleaned.agency,
         credits=list(cleaned.credits),
+        origin=job.origin,
     )
 
 

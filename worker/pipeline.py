@@ -44,6 +44,7 @@ def article_fields(article: Article, prediction: Prediction, model_version: str)
         "external_id": article.external_id,
         "dateline": article.dateline,
         "agency": article.agency,
+        "origin": article.origin,
         "credits": list(article.credits),
         "labels": list(prediction.labels),
         "scores": dict(prediction.scores),

@@ -87,6 +87,33 @@ class Settings(BaseSettings):
     )
     fetch_timeout: float = Field(15.0, gt=0, le=300, description="Seconds a page fetch may take.")
     fetch_max_bytes: int = Field(5_000_000, ge=1_000, description="Largest page fetched (bytes).")
+    fetch_max_redirects: int = Field(
+        5, ge=0, le=20, description="Most redirects followed by one fetch (each hop is checked)."
+    )
+    fetch_contact: str | None = Field(
+        None,
+        description="URL or e-mail put in the User-Agent so site owners can reach the operator.",
+    )
+    beat_tick: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="Seconds between the beat's checks for due sources (one poll job per due source).",
+    )
+    source_every: int = Field(
+        900, ge=1, description="Default seconds between two polls of a source (`sources add`)."
+    )
+    poll_lease: float = Field(
+        300.0,
+        ge=1,
+        description="Seconds a started poll holds its source; past it the source may be polled again.",
+    )
+    source_max_failures: int = Field(
+        5, ge=1, le=1000, description="Failed polls in a row that pause a source (with the reason)."
+    )
+    source_backoff_max: float = Field(
+        3600.0, gt=0, description="Longest wait before polling a failing source again (seconds)."
+    )
     api_token: SecretStr | None = Field(
         None, description="Bearer token that enables POST /jobs on the HTTP API (off when unset)."
     )

@@ -7,9 +7,10 @@ runs twice (redelivery after a crash) changes nothing the second time.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, Literal
 
@@ -53,6 +54,7 @@ class Article(ArticleBase, table=True):
     text: str
     dateline: str | None = None
     agency: str | None = None
+    origin: str | None = None  # "page" or "feed" (the feed's own text: the page could not be had)
     credits: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     ingested_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
     labels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
@@ -287,21 +289,108 @@ class ArticleFilter:
     until: datetime | None = None
     source: str | None = None
     model_version: str | None = None
+    time: TimeField = "published"  # which time since/until and sorting use
+    search: str | None = None  # full text of title and text (words, "phrases", OR, -word)
+
+
+TimeField = Literal["published", "ingested"]
+SortOrder = Literal["newest", "oldest", "score"]
+StatsBy = Literal["day", "week", "month", "source"]
+
+
+def article_time(time: TimeField = "published") -> Any:
+    """The time filters, sorting and stats use: published (else ingested) time, or ingested time.
+
+    Both are indexed (``ix_article_effective_time`` is on the coalesce expression, migration 0003).
+    """
+    if time == "ingested":
+        return col(Article.ingested_at)
+    return func.coalesce(col(Article.published_at), col(Article.ingested_at))
 
 
 def find_articles(
-    *, session: Session, where: ArticleFilter = ArticleFilter(), limit: int = 50, offset: int = 0
+    *,
+    session: Session,
+    where: ArticleFilter = ArticleFilter(),
+    limit: int = 50,
+    offset: int = 0,
+    sort: SortOrder = "newest",
 ) -> list[Article]:
-    """Articles matching the filter, newest first (published time, else ingested time)."""
+    """Articles matching the filter, newest first (published time, else ingested time) unless
+    ``sort`` says oldest first, or highest score (of the filtered labels, else of any) first."""
     stmt = select(Article)
-    for clause in _filter_clauses(where):
+    for clause in _filter_clauses(where, dialect=session.get_bind().dialect.name):
         stmt = stmt.where(clause)
-    newest = func.coalesce(Article.published_at, Article.ingested_at)
-    stmt = stmt.order_by(newest.desc(), col(Article.id).desc()).limit(limit).offset(offset)
+    when = article_time(where.time)
+    if sort == "oldest":
+        order = [when.asc(), col(Article.id).asc()]
+    elif sort == "score":
+        order = [_best_score(where).desc().nulls_last(), when.desc(), col(Article.id).desc()]
+    else:
+        order = [when.desc(), col(Article.id).desc()]
+    stmt = stmt.order_by(*order).limit(limit).offset(offset)
     return list(session.exec(stmt))
 
 
-def _filter_clauses(where: ArticleFilter) -> list[Any]:
+def _best_score(where: ArticleFilter) -> Any:
+    version = sa.literal(where.model_version) if where.model_version else Article.model_version
+    sub = select(func.max(ArticleLabel.score)).where(
+        ArticleLabel.article_id == Article.id, ArticleLabel.model_version == version
+    )
+    if where.labels:
+        sub = sub.where(col(ArticleLabel.label).in_(where.labels))
+    return sub.scalar_subquery()
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite stores the UTC wall clock without an offset: compare in UTC on both databases.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+_FTS_TOKEN = re.compile(r'"[^"]*"?|\S+')
+
+
+def fts5_query(text: str) -> str | None:
+    """A web-search-like query (words, "phrases", OR, -word) as a safe FTS5 MATCH expression,
+    close to what PostgreSQL's ``websearch_to_tsquery`` makes of the same text; None if empty."""
+    parts: list[str] = []
+    for chunk in _FTS_TOKEN.findall(text):
+        negate = chunk.startswith("-") and len(chunk) > 1
+        words = re.findall(r"\w+", chunk)
+        if chunk == "OR":
+            if parts and parts[-1] not in ("OR", "NOT"):
+                parts.append("OR")
+            continue
+        if not words:
+            continue
+        term = '"' + " ".join(words) + '"'
+        if negate:
+            if not parts or parts[-1] in ("OR", "NOT"):
+                continue  # FTS5's NOT needs a term before it
+            parts.append("NOT")
+        parts.append(term)
+    while parts and parts[-1] in ("OR", "NOT"):
+        parts.pop()
+    return " ".join(parts) or None
+
+
+def _search_clause(text: str, dialect: str) -> Any:
+    if dialect == "postgresql":
+        query = func.websearch_to_tsquery(
+            sa.literal_column("'english'::regconfig"), sa.literal(text, sa.Text)
+        )
+        return sa.literal_column("article.search_vector").op("@@")(query)
+    match = fts5_query(text)
+    if match is None:
+        return sa.false()
+    fts = sa.table("article_fts", sa.column("rowid"))
+    hits = select(fts.c.rowid).where(
+        sa.text("article_fts MATCH :fts_match").bindparams(fts_match=match)
+    )
+    return col(Article.id).in_(hits)
+
+
+def _filter_clauses(where: ArticleFilter, *, dialect: str = "sqlite") -> list[Any]:
     clauses: list[Any] = []
     if where.labels:
         version = sa.literal(where.model_version) if where.model_version else Article.model_version
@@ -327,13 +416,71 @@ def _filter_clauses(where: ArticleFilter) -> list[Any]:
         clauses.append(sub.exists())
     if where.model_version and not where.labels:
         clauses.append(Article.model_version == where.model_version)
+    when = article_time(where.time)
     if where.since is not None:
-        clauses.append(func.coalesce(Article.published_at, Article.ingested_at) >= where.since)
+        clauses.append(when >= _utc(where.since))
     if where.until is not None:
-        clauses.append(func.coalesce(Article.published_at, Article.ingested_at) < where.until)
+        clauses.append(when < _utc(where.until))
     if where.source is not None:
         clauses.append(Article.source == where.source)
+    if where.search:
+        clauses.append(_search_clause(where.search, dialect))
     return clauses
+
+
+def get_article(*, session: Session, article_id: int) -> Article | None:
+    return session.get(Article, article_id)
+
+
+def find_article_labels(*, session: Session, article_id: int) -> list[ArticleLabel]:
+    """Every label row of one article, all model versions (newest version last by name)."""
+    stmt = (
+        select(ArticleLabel)
+        .where(ArticleLabel.article_id == article_id)
+        .order_by(col(ArticleLabel.model_version), col(ArticleLabel.label))
+    )
+    return list(session.exec(stmt))
+
+
+def count_by(
+    *,
+    session: Session,
+    by: StatsBy,
+    where: ArticleFilter = ArticleFilter(),
+) -> list[dict[str, Any]]:
+    """Articles, and articles per label (current model version), per UTC day, week (starting
+    Monday), month, or per source, in key order: ``[{"key": "2026-01-05", "articles": 3,
+    "defence": 2, ...}]`` (labels with no article are absent). Days are ISO dates."""
+    dialect = session.get_bind().dialect.name
+    key = _bucket(by, article_time(where.time), dialect).label("key")
+    clauses = _filter_clauses(where, dialect=dialect)
+    totals = select(key, func.count()).select_from(Article).where(*clauses).group_by(key)
+    per_label = (
+        select(key, ArticleLabel.label, func.count())
+        .select_from(Article)
+        .join(ArticleLabel, col(ArticleLabel.article_id) == Article.id)
+        .where(ArticleLabel.model_version == Article.model_version, *clauses)
+        .group_by(key, ArticleLabel.label)
+    )
+    rows: dict[Any, dict[str, Any]] = {}
+    for k, n in session.execute(totals):
+        rows[k] = {"key": k, "articles": n}
+    for k, label, n in session.execute(per_label):
+        rows.setdefault(k, {"key": k, "articles": 0})[label] = n
+    return sorted(rows.values(), key=lambda row: (row["key"] is None, row["key"] or ""))
+
+
+def _bucket(by: StatsBy, when: Any, dialect: str) -> Any:
+    if by == "source":
+        return col(Article.source)
+    if dialect == "postgresql":
+        utc = func.timezone("UTC", when)
+        return func.to_char(func.date_trunc(by, utc), "YYYY-MM-DD")
+    if by == "week":
+        return func.date(when, "weekday 0", "-6 days")
+    if by == "month":
+        return func.strftime("%Y-%m-01", when)
+    return func.date(when)
 
 
 def count_outcomes(*, session: Session) -> dict[str, int]:
@@ -358,6 +505,14 @@ def count_articles(*, session: Session) -> int:
     return session.exec(select(func.count()).select_from(Article)).one()
 
 
+def latest_time(*, session: Session, time: TimeField = "published") -> datetime | None:
+    """The newest article's time (an index lookup), in UTC; None when nothing is stored."""
+    when = session.execute(select(func.max(article_time(time)))).scalar()
+    if isinstance(when, str):  # SQLite gives a coalesce() of two DATETIME columns back as text
+        when = datetime.fromisoformat(when)
+    return None if when is None else _utc(when)
+
+
 def find_jobs(
     *, session: Session, status: str | None = None, limit: int = 50, offset: int = 0
 ) -> list[Job]:
@@ -371,3 +526,273 @@ def find_jobs(
 def get_jobs(*, session: Session, job_ids: Sequence[str]) -> dict[str, Job]:
     rows = session.exec(select(Job).where(col(Job.id).in_(list(job_ids))))
     return {job.id: job for job in rows}
+
+
+# --------------------------------------------------------------------------------------- sources
+
+SourceKind = Literal["feed", "folder"]
+SOURCE_KINDS: tuple[SourceKind, ...] = ("feed", "folder")
+SourceStatus = Literal["active", "paused"]
+
+
+class Source(SQLModel, table=True):
+    """A feed or a drop folder polled on the beat schedule, with its poll state.
+
+    A source is due when active and ``next_poll_at`` has passed; a poll holds it until
+    ``poll_until`` (the lease) so a second beat or a redelivered message cannot poll it twice.
+    """
+
+    __table_args__ = (
+        sa.UniqueConstraint("kind", "location", name="uq_source_kind_location"),
+        sa.Index("ix_source_due", "status", "next_poll_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)
+    location: str  # the feed's URL or the folder's absolute path
+    name: str | None = None
+    every: int  # seconds between polls
+    move_done: bool = False  # folders: move ingested files to done/
+    status: str = Field(default="active", max_length=16)
+    paused_reason: str | None = None
+    next_poll_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    poll_until: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    poll_token: str | None = Field(default=None, max_length=64)
+    etag: str | None = None
+    last_modified: str | None = None
+    failures: int = 0  # failed polls in a row
+    last_polled_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    last_success_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    last_error_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    last_error: str | None = None
+    items_sent: int = 0
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+
+
+class SourceItem(SQLModel, table=True):
+    """An entry of a feed or a file of a folder already handled: each is sent once."""
+
+    __tablename__ = "source_item"
+
+    source_id: int = Field(foreign_key="source.id", primary_key=True, ondelete="CASCADE")
+    entry_key: str = Field(primary_key=True, max_length=64)  # sha256 of the entry's identity
+    ref: str | None = None  # the entry id or link, or the file's path (for people)
+    job_id: str | None = Field(default=None, max_length=64)
+    note: str | None = None
+    seen_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+
+
+class SourceExists(ValueError):
+    """A source of that kind and location is already registered."""
+
+
+@dataclass(frozen=True, slots=True)
+class SeenItem:
+    entry_key: str
+    ref: str | None = None
+    job_id: str | None = None
+    note: str | None = None
+
+
+def add_source(
+    *,
+    session: Session,
+    kind: SourceKind,
+    location: str,
+    every: int,
+    name: str | None = None,
+    move_done: bool = False,
+) -> Source:
+    """Register a source, due at once. Commits. Raises SourceExists for a second registration."""
+    found = session.exec(
+        select(Source).where(Source.kind == kind, Source.location == location)
+    ).first()
+    if found is not None:
+        raise SourceExists(f"{kind} {location} is already source {found.id}")
+    source = Source(kind=kind, location=location, name=name, every=every, move_done=move_done)
+    session.add(source)
+    try:
+        session.commit()
+    except sa.exc.IntegrityError:
+        session.rollback()
+        raise SourceExists(f"{kind} {location} is already registered") from None
+    session.refresh(source)
+    return source
+
+
+def list_sources(*, session: Session) -> list[Source]:
+    return list(session.exec(select(Source).order_by(col(Source.id))))
+
+
+def get_source(*, session: Session, source_id: int) -> Source | None:
+    return session.get(Source, source_id)
+
+
+def set_source_status(
+    *, session: Session, source_id: int, status: SourceStatus, reason: str | None = None
+) -> Source | None:
+    """Pause (with a reason) or resume a source; resuming clears its failures and makes it due.
+    Commits. None when there is no such source."""
+    source = session.get(Source, source_id)
+    if source is None:
+        return None
+    source.status = status
+    if status == "paused":
+        source.paused_reason = reason or "paused by hand"
+    else:
+        source.paused_reason = None
+        source.failures = 0
+        source.next_poll_at = utcnow()
+    session.add(source)
+    session.commit()
+    session.refresh(source)
+    return source
+
+
+def remove_source(*, session: Session, source_id: int) -> bool:
+    """Delete a source and its seen items (stored articles stay). Commits."""
+    if session.get(Source, source_id) is None:
+        return False
+    session.execute(sa.delete(SourceItem).where(col(SourceItem.source_id) == source_id))
+    session.execute(sa.delete(Source).where(col(Source.id) == source_id))
+    session.commit()
+    return True
+
+
+def claim_due_sources(
+    *, session: Session, now: datetime, lease_until: datetime, token: str, limit: int = 500
+) -> list[int]:
+    """Take the lease of each due source (active, next poll passed, no poll holding it) and
+    return their ids. Each claim is one conditional UPDATE, so two schedulers never claim one
+    source twice. Commits."""
+    candidates = session.exec(
+        select(Source.id)
+        .where(
+            Source.status == "active",
+            col(Source.next_poll_at) <= now,
+            sa.or_(col(Source.poll_until).is_(None), col(Source.poll_until) < now),
+        )
+        .order_by(col(Source.next_poll_at))
+        .limit(limit)
+    ).all()
+    claimed: list[int] = []
+    for source_id in candidates:
+        result = session.execute(
+            sa.update(Source)
+            .where(
+                col(Source.id) == source_id,
+                col(Source.status) == "active",
+                col(Source.next_poll_at) <= now,
+                sa.or_(col(Source.poll_until).is_(None), col(Source.poll_until) < now),
+            )
+            .values(poll_until=lease_until, poll_token=token)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            claimed.append(int(source_id))  # type: ignore[arg-type]
+    session.commit()
+    return claimed
+
+
+def record_poll_success(
+    *,
+    session: Session,
+    source_id: int,
+    now: datetime,
+    sent: int,
+    etag: str | None = None,
+    last_modified: str | None = None,
+) -> None:
+    """A poll went through: clear the failures and the lease, schedule the next poll. Commits."""
+    source = session.get(Source, source_id)
+    if source is None:
+        return
+    source.failures = 0
+    source.last_polled_at = source.last_success_at = now
+    source.next_poll_at = now + timedelta(seconds=source.every)
+    source.poll_until = source.poll_token = None
+    source.items_sent += sent
+    if source.kind == "feed":
+        source.etag, source.last_modified = etag, last_modified
+    session.add(source)
+    session.commit()
+
+
+def record_poll_failure(
+    *,
+    session: Session,
+    source_id: int,
+    now: datetime,
+    reason: str,
+    max_failures: int,
+    backoff_max: float,
+) -> Source | None:
+    """A poll failed: record when and why, wait exponentially longer (every * 2^failures, at
+    most ``backoff_max``) and, at ``max_failures`` in a row, pause with the reason. Commits."""
+    source = session.get(Source, source_id)
+    if source is None:
+        return None
+    source.failures += 1
+    source.last_polled_at = source.last_error_at = now
+    source.last_error = reason
+    wait = min(float(source.every) * 2.0 ** min(source.failures, 30), backoff_max)
+    source.next_poll_at = now + timedelta(seconds=wait)
+    source.poll_until = source.poll_token = None
+    if source.failures >= max_failures and source.status == "active":
+        source.status = "paused"
+        source.paused_reason = f"{source.failures} failed polls in a row; last: {reason}"
+    session.add(source)
+    session.commit()
+    session.refresh(source)
+    return source
+
+
+def seen_keys(*, session: Session, source_id: int, keys: Sequence[str]) -> set[str]:
+    """The keys among ``keys`` already handled for this source."""
+    found: set[str] = set()
+    unique = list(dict.fromkeys(keys))
+    for start in range(0, len(unique), 500):
+        found.update(
+            session.exec(
+                select(SourceItem.entry_key).where(
+                    SourceItem.source_id == source_id,
+                    col(SourceItem.entry_key).in_(unique[start : start + 500]),
+                )
+            )
+        )
+    return found
+
+
+def mark_seen(*, session: Session, source_id: int, items: Sequence[SeenItem]) -> None:
+    """Record items as handled (a second mark of one item is a no-op). Commits."""
+    if not items:
+        return
+    now = utcnow()
+    rows = [
+        {
+            "source_id": source_id,
+            "entry_key": item.entry_key,
+            "ref": item.ref,
+            "job_id": item.job_id,
+            "note": item.note,
+            "seen_at": now,
+        }
+        for item in items
+    ]
+    table = SQLModel.metadata.tables[SourceItem.__tablename__]
+    session.execute(_insert(session, table).values(rows).on_conflict_do_nothing())
+    session.commit()
+
+
+def stored_urls(*, session: Session, urls: Sequence[str]) -> set[str]:
+    """The URLs among ``urls`` (normalised) that a stored article already has."""
+    unique = list(dict.fromkeys(urls))
+    found: set[str] = set()
+    for start in range(0, len(unique), 500):
+        found.update(
+            url
+            for url in session.exec(
+                select(Article.url).where(col(Article.url).in_(unique[start : start + 500]))
+            )
+            if url
+        )
+    return found

@@ -7,6 +7,7 @@ message only after its outcome is committed.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from celery import signals
+from celery.worker.consumer import Consumer
 from celery.utils.time import get_exponential_backoff_interval
 from celery_batches import Batches, SimpleRequest
 from sqlmodel import Session
@@ -169,8 +171,6 @@ def resend(job: IngestJob, *, countdown: float) -> None:
 
 
 def record_failed(jobs: Sequence[IngestJob], *, reason: str) -> None:
-    import json
-
     outcomes = [
         JobOutcome(
             job_id=job.id,
@@ -189,3 +189,35 @@ def record_failed(jobs: Sequence[IngestJob], *, reason: str) -> None:
 def _short(exc: BaseException, limit: int = 300) -> str:
     text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class JsonOnlyConsumer(Consumer):
+    """Celery's consumer, recording a refused message (pickle, bad encoding, malformed) as a
+    rejected job, so that even a message the worker will not decode has an outcome."""
+
+    def on_decode_error(self, message: Any, exc: Exception) -> None:
+        _record_refused(message, exc)
+        super().on_decode_error(message, exc)
+
+    def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:
+        _record_refused(message, exc)
+        super().on_invalid_task(body, message, exc)
+
+
+def _record_refused(message: Any, exc: Exception) -> None:
+    headers = getattr(message, "headers", None) or {}
+    job_id = headers.get("id")
+    if not job_id or headers.get("task") != INGEST_TASK:
+        return
+    reason = (
+        f"message refused ({type(exc).__name__}): content type {message.content_type!r}; "
+        "newsclass accepts JSON messages only"
+    )
+    try:
+        with Session(_engine()) as session, session.begin():
+            record_jobs(
+                session=session,
+                outcomes=[JobOutcome(job_id=str(job_id), status="rejected", reason=reason)],
+            )
+    except Exception:
+        log.exception("could not record refused message %s", job_id)

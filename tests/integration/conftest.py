@@ -125,3 +125,26 @@ def newsclass(stack_env: dict[str, str]) -> Callable[..., subprocess.CompletedPr
         return result
 
     return run
+
+
+@pytest.fixture
+def start_beat(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start real `newsclass beat` processes (in-memory schedule); all are killed at the end."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = open(tmp_path / f"beat-{len(started)}.log", "wb")  # noqa: SIM115 - closed by the OS
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "worker", "beat"],
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait(10)

@@ -105,7 +105,7 @@ def test_pickle_messages_are_refused_and_the_worker_goes_on(
     proc = start_worker(stack_env, concurrency=1)
     client = Celery(broker=stack_env["NEWSCLASS_BROKER_URL"])
     client.conf.accept_content = ["json", "pickle"]
-    client.send_task(
+    pickled = client.send_task(
         "newsclass.ingest_article", args=[{"text": "pickled " * 20}], serializer="pickle"
     )
     after = client.send_task(
@@ -115,5 +115,8 @@ def test_pickle_messages_are_refused_and_the_worker_goes_on(
     with Session(get_engine(database_url)) as session:
         assert session.get(Job, after.id) is not None
         assert len(session.exec(select(Article)).all()) == 1
+        refused = session.get(Job, pickled.id)
+        assert refused is not None and refused.status == "rejected"
+        assert "JSON" in (refused.reason or "")
     log = proc.log_tail(20000)
     assert "ContentDisallowed" in log or "Refusing to deserialize" in log
