@@ -11,6 +11,16 @@ url = config.get_main_option("sqlalchemy.url") or get_settings().database_url
 target_metadata = SQLModel.metadata
 
 
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Leave out of autogenerate what migrations make by hand: the full-text search table and
+    column that the database itself keeps in sync."""
+    if type_ == "table" and name and name.startswith("article_fts"):
+        return False
+    return not (type_ == "column" and name == "search_vector")
+
+
 def run_offline() -> None:
     context.configure(url=url, target_metadata=target_metadata, literal_binds=True)
     with context.begin_transaction():
@@ -23,6 +33,7 @@ def run_online() -> None:
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
+            include_object=include_object,
             render_as_batch=connection.dialect.name == "sqlite",
         )
         with context.begin_transaction():

@@ -284,7 +284,11 @@ def worker(
         ),
     ] = os.cpu_count() or 1,
     queues: Annotated[
-        str, typer.Option(help="Queues to consume, comma-separated: celery (ingest jobs), fetch (polls, pages).", envvar="NEWSCLASS_QUEUES")
+        str,
+        typer.Option(
+            help="Queues to consume, comma-separated: celery (ingest jobs), fetch (polls, pages).",
+            envvar="NEWSCLASS_QUEUES",
+        ),
     ] = "celery",
     pool: Annotated[
         str,

@@ -44,9 +44,12 @@ def redis_server_binary() -> str:
 class LocalRedis:
     """A throwaway Redis on a free loopback port, keeping nothing on disk."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, persist_dir: str | None = None) -> None:
+        """``persist_dir``: keep an append-only file there (survives a restart), as production
+        Redis should; by default nothing is kept."""
         self.port = port or free_port()
-        self.dir = tempfile.mkdtemp(prefix="newsclass-redis-")
+        self.persist = persist_dir is not None
+        self.dir = persist_dir or tempfile.mkdtemp(prefix="newsclass-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -56,10 +59,11 @@ class LocalRedis:
     def start(self, timeout: float = 15.0) -> LocalRedis:
         args = [
             redis_server_binary(),
-            "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "yes" if self.persist else "no", "--appendfsync", "always",
             "--dir", self.dir, "--daemonize", "no", "--protected-mode", "yes",
         ]  # fmt: skip
-        with open(Path(self.dir) / "redis.log", "wb") as log:  # the child keeps its own copy
+        with open(Path(self.dir) / "redis.log", "ab") as log:  # the child keeps its own copy
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -93,7 +97,8 @@ class LocalRedis:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not self.persist:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> LocalRedis:
         return self.start()
@@ -116,16 +121,18 @@ class WorkerProcess:
         log_path: Path | None = None,
         extra_args: tuple[str, ...] = (),
     ) -> None:
-        self.env = {**os.environ, **env}
-        self.concurrency = concurrency
-        self.queues = queues
         self.log_path = log_path or Path(
             tempfile.mkstemp(prefix="newsclass-worker-", suffix=".log")[1]
         )
+        self.ready_file = self.log_path.with_suffix(".ready")
+        self.env = {**os.environ, **env, "NEWSCLASS_READY_FILE": str(self.ready_file)}
+        self.concurrency = concurrency
+        self.queues = queues
         self.extra_args = extra_args
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
+        self.ready_file.unlink(missing_ok=True)
         args = [sys.executable, "-m", "worker", "worker", "--concurrency", str(self.concurrency)]
         if self.queues:
             args += ["--queues", self.queues]
@@ -137,12 +144,12 @@ class WorkerProcess:
         return self
 
     def wait_ready(self, timeout: float = 60.0) -> WorkerProcess:
-        """Block until the worker logs that it consumes (or fail with its log)."""
+        """Block until the worker says it consumes (or fail with its log)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
                 raise StartError(f"worker exited with {self.proc.returncode}:\n{self.log_tail()}")
-            if " ready." in self.log_path.read_text(errors="replace"):
+            if self.ready_file.exists():
                 return self
             time.sleep(0.1)
         raise StartError(f"worker not ready in {timeout}s:\n{self.log_tail()}")

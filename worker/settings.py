@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     source_backoff_max: float = Field(
         3600.0, gt=0, description="Longest wait before polling a failing source again (seconds)."
     )
+    ready_file: Path | None = Field(
+        None, description="File the worker writes once it consumes (for health checks)."
+    )
     api_token: SecretStr | None = Field(
         None, description="Bearer token that enables POST /jobs on the HTTP API (off when unset)."
     )

@@ -101,6 +101,12 @@ class Job(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
 
 
+# The Core tables behind the models, for bulk INSERT ... ON CONFLICT statements.
+ARTICLE: sa.Table = SQLModel.metadata.tables["article"]
+ARTICLE_LABEL: sa.Table = SQLModel.metadata.tables["article_label"]
+JOB: sa.Table = SQLModel.metadata.tables["job"]
+
+
 # --------------------------------------------------------------------------------------- engine
 
 
@@ -185,10 +191,10 @@ def upsert_articles(*, session: Session, items: Sequence[NewArticle]) -> list[Jo
     to_insert = [item for h, item in first_of_hash.items() if h not in existing]
     if to_insert:
         stmt = (
-            _insert(session, Article.__table__)
+            _insert(session, ARTICLE)
             .values([item.fields for item in to_insert])
             .on_conflict_do_nothing(index_elements=["content_hash"])
-            .returning(Article.__table__.c.id, Article.__table__.c.content_hash)
+            .returning(ARTICLE.c.id, ARTICLE.c.content_hash)
         )
         inserted = dict((h, i) for i, h in session.execute(stmt).all())
         label_rows = [
@@ -204,7 +210,7 @@ def upsert_articles(*, session: Session, items: Sequence[NewArticle]) -> list[Jo
         ]
         if label_rows:
             session.execute(
-                _insert(session, ArticleLabel.__table__).values(label_rows).on_conflict_do_nothing()
+                _insert(session, ARTICLE_LABEL).values(label_rows).on_conflict_do_nothing()
             )
     else:
         inserted = {}
@@ -253,7 +259,7 @@ def record_jobs(*, session: Session, outcomes: Iterable[JobOutcome]) -> None:
         for o in outcomes
     ]
     if rows:
-        stmt = _insert(session, Job.__table__).values(rows)
+        stmt = _insert(session, JOB).values(rows)
         replay = {c: stmt.excluded[c] for c in ("status", "reason", "article_id", "payload")}
         session.execute(
             stmt.on_conflict_do_update(
@@ -263,7 +269,7 @@ def record_jobs(*, session: Session, outcomes: Iterable[JobOutcome]) -> None:
                     "attempts": Job.attempts + 1,
                     "updated_at": stmt.excluded.updated_at,
                 },
-                where=Job.__table__.c.status == "failed",
+                where=JOB.c.status == "failed",
             )
         )
 
@@ -484,7 +490,7 @@ def _bucket(by: StatsBy, when: Any, dialect: str) -> Any:
 
 
 def count_outcomes(*, session: Session) -> dict[str, int]:
-    counts = dict.fromkeys(JOB_STATUSES, 0)
+    counts: dict[str, int] = dict.fromkeys(JOB_STATUSES, 0)
     for status, n in session.exec(select(Job.status, func.count()).group_by(Job.status)):
         counts[status] = n
     return counts

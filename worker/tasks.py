@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections import Counter
 from collections.abc import Sequence
 from functools import cache
@@ -16,8 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from celery import signals
-from celery.worker.consumer import Consumer
 from celery.utils.time import get_exponential_backoff_interval
+from celery.worker.consumer import Consumer
 from celery_batches import Batches, SimpleRequest
 from sqlmodel import Session
 
@@ -43,8 +44,11 @@ _settings = get_settings()
 
 @cache
 def get_model() -> TopicModel:
-    """The model, loaded once per process."""
-    return load_model(_settings.model_path)
+    """The model, loaded once per process and tried once, so that a model that cannot predict
+    stops the worker at start-up instead of failing every job."""
+    model = load_model(_settings.model_path)
+    model.predict(["Warm-up: the navy, tariffs and a parliament vote."])
+    return model
 
 
 def _engine() -> sa.Engine:
@@ -59,6 +63,12 @@ def _limits() -> Limits:
 def _preload(**_: Any) -> None:
     # Load the model in the parent so forked processes share its arrays instead of each loading.
     get_model()
+
+
+@signals.worker_ready.connect
+def _announce_ready(**_: Any) -> None:
+    if _settings.ready_file is not None:
+        _settings.ready_file.write_text(f"{os.getpid()}\n")
 
 
 @signals.worker_process_init.connect
@@ -111,25 +121,32 @@ def ingest_article(requests: list[SimpleRequest]) -> None:
 
 
 def run_jobs(jobs: list[IngestJob]) -> None:
-    """Process a batch; on a passing error retry it later, on any other error split it in halves
-    so one poison job cannot sink the others."""
+    """Process a batch. When the database is down, retry the batch later; on any other error,
+    split the batch in halves so one poison job cannot sink the others."""
     try:
         outcomes = process_batch(jobs, engine=_engine(), model=get_model(), limits=_limits())
-    except TRANSIENT_ERRORS as exc:
-        log.warning("batch of %d hit a passing error, retrying: %s", len(jobs), _short(exc))
-        schedule_retries(jobs, exc)
-        return
     except Exception as exc:
-        if len(jobs) > 1:
+        outage = isinstance(exc, TRANSIENT_ERRORS) and not database_answers()
+        if outage or len(jobs) == 1:
+            log.warning("%d jobs hit an error, retrying later: %s", len(jobs), _short(exc))
+            schedule_retries(jobs, exc)
+        else:
             mid = len(jobs) // 2
             run_jobs(jobs[:mid])
             run_jobs(jobs[mid:])
-        else:
-            log.exception("job %s failed", jobs[0].id)
-            schedule_retries(jobs, exc)
         return
     counts = Counter(outcome.status for outcome in outcomes)
     log.info("batch of %d: %s", len(jobs), ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+
+def database_answers() -> bool:
+    """Whether the database answers a trivial query now: an outage, or one bad job in the batch?"""
+    try:
+        with _engine().begin() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return True
+    except Exception:
+        return False
 
 
 def schedule_retries(jobs: Sequence[IngestJob], exc: BaseException) -> None:

@@ -3,12 +3,14 @@ a fresh PostgreSQL database per test (where a server answers), and real worker p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 import redis
@@ -51,7 +53,9 @@ def postgres_admin() -> Iterator[sa.Engine]:
     engine.dispose()
 
 
-def _fresh_postgres(admin: sa.Engine) -> Iterator[str]:
+@contextlib.contextmanager
+def fresh_postgres_database(admin: sa.Engine) -> Iterator[str]:
+    """A new, empty PostgreSQL database, dropped afterwards."""
     name = f"newsclass_test_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
@@ -73,7 +77,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
         return
     admin = request.getfixturevalue("postgres_admin")
-    for url in _fresh_postgres(admin):
+    with fresh_postgres_database(admin) as url:
         db.upgrade(url)
         yield url
 
@@ -131,12 +135,17 @@ def newsclass(stack_env: dict[str, str]) -> Callable[..., subprocess.CompletedPr
 def start_beat(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     """Start real `newsclass beat` processes (in-memory schedule); all are killed at the end."""
     started: list[subprocess.Popen[bytes]] = []
+    logs: list[IO[bytes]] = []
 
     def start(env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = open(tmp_path / f"beat-{len(started)}.log", "wb")  # noqa: SIM115 - closed by the OS
+        log = open(tmp_path / f"beat-{len(started)}.log", "wb")  # noqa: SIM115 - closed below
+        logs.append(log)
+        # Run in tmp_path, so a schedule file beat wrote (it must not: no shelve) would show there.
+        repo = str(Path(__file__).resolve().parents[2])
+        path = os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))
         proc = subprocess.Popen(
             [sys.executable, "-m", "worker", "beat"],
-            env={**os.environ, **env},
+            env={**os.environ, **env, "PYTHONPATH": path},
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=tmp_path,
@@ -148,3 +157,5 @@ def start_beat(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]
     for proc in started:
         proc.kill()
         proc.wait(10)
+    for log in logs:
+        log.close()

@@ -1,0 +1,273 @@
+"""Nothing lost, nothing doubled: crashes, outages, bad input and poison jobs, with real parts.
+
+Each test runs real `newsclass worker` processes against a real Redis and a real database.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from celery import Celery
+from sqlmodel import Session, func, select
+
+from tests.articles import make_articles
+from worker.client import enqueue_articles
+from worker.embedded import LocalRedis
+from worker.store import Article, Job, get_engine
+
+pytestmark = pytest.mark.slow
+
+
+def client(broker_url: str) -> Celery:
+    """A producer with no newsclass code: JSON, the task sent by name."""
+    app = Celery(broker=broker_url)
+    app.conf.task_serializer = "json"
+    return app
+
+
+def counts(database_url: str) -> tuple[int, int, dict[str, int]]:
+    """(articles, distinct content hashes, jobs per status)."""
+    with Session(get_engine(database_url)) as session:
+        articles = session.exec(select(func.count()).select_from(Article)).one()
+        distinct = session.exec(select(func.count(func.distinct(Article.content_hash)))).one()
+        statuses = dict(session.exec(select(Job.status, func.count()).group_by(Job.status)).all())
+    return articles, distinct, statuses
+
+
+def wait_for(predicate, *, timeout: float, what: str, interval: float = 0.25):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not within {timeout}s")
+
+
+def jobs_done(database_url: str) -> int:
+    return sum(counts(database_url)[2].values())
+
+
+def test_sigkill_mid_run_loses_nothing_and_stores_nothing_twice(
+    broker_url, database_url, stack_env, start_worker
+) -> None:
+    env = {
+        **stack_env,
+        "NEWSCLASS_BROKER_VISIBILITY_TIMEOUT": "5",
+        "NEWSCLASS_LOG_LEVEL": "WARNING",
+    }
+    ids = enqueue_articles(make_articles(3000), app=client(broker_url))
+    first = start_worker(env, concurrency=2)
+    wait_for(lambda: jobs_done(database_url) >= 300, timeout=120, what="first 300 jobs")
+    first.kill()  # SIGKILL the main process and its pool at once, mid-run
+    done_before = jobs_done(database_url)
+    assert done_before < 3000, "the kill came too late to test anything"
+
+    start_worker(env, concurrency=2)
+    wait_for(lambda: jobs_done(database_url) >= 3000, timeout=180, what="all 3000 outcomes")
+    time.sleep(6)  # past the visibility timeout: a late redelivery would show up now
+    articles, distinct, statuses = counts(database_url)
+    assert articles == distinct == 3000
+    assert statuses == {"stored": 3000}
+    with Session(get_engine(database_url)) as session:
+        recorded = set(session.exec(select(Job.id)))
+    assert recorded == set(ids)
+
+
+BAD_JOBS: list[tuple[object, str]] = [
+    ({}, "body"),
+    ({"title": "no text at all"}, "body"),
+    ({"body": 42}, "body"),
+    ({"body": "   \n\t  "}, "empty"),
+    ({"body": "<html><body><nav><a href='/'>Home</a></nav></body></html>"}, "text"),
+    ({"body": "\x00\x01\x02\x03" * 50}, ""),
+    ({"body": "word " * 5000}, "long"),
+    ({"body": "A fine article about ports.", "published_at": "yesterday"}, "published_at"),
+    ({"body": "A fine article about ports.", "url": "ftp://example.org/a"}, "url"),
+    ({"body": "A fine article about ports.", "title": "T" * 5000}, "title"),
+    ({"body": "A fine article about ports.", "colour": "red"}, "colour"),
+    ({"body": "A fine article.", "text": "Another one."}, ""),
+    ("just a string", "object"),
+    ([1, 2, 3], "object"),
+    (None, "object"),
+]
+
+
+def test_bad_jobs_are_rejected_with_reasons_and_the_worker_goes_on(
+    broker_url, database_url, stack_env, start_worker
+) -> None:
+    start_worker({**stack_env, "NEWSCLASS_MAX_TEXT_CHARS": "10000"}, concurrency=2)
+    producer = client(broker_url)
+    good = make_articles(len(BAD_JOBS) + 1, seed=11)
+    sent_good, sent_bad = [], {}
+    for article, (payload, says) in zip(good, [*BAD_JOBS, (None, "")], strict=True):
+        sent_good.append(producer.send_task("newsclass.ingest_article", args=[article]).id)
+        if payload is not None or says:
+            sent_bad[producer.send_task("newsclass.ingest_article", args=[payload]).id] = says
+    total = len(sent_good) + len(sent_bad)
+    wait_for(lambda: jobs_done(database_url) >= total, timeout=60, what="all outcomes")
+
+    with Session(get_engine(database_url)) as session:
+        jobs = {job.id: job for job in session.exec(select(Job))}
+    assert all(jobs[i].status == "stored" for i in sent_good)
+    for job_id, says in sent_bad.items():
+        job = jobs[job_id]
+        assert job.status == "rejected", (job_id, job.status)
+        assert job.reason and says.lower() in job.reason.lower(), job.reason
+        assert job.payload is not None and len(job.payload) <= 500
+    # Still consuming after all that.
+    last = producer.send_task("newsclass.ingest_article", args=[make_articles(1, seed=99)[0]])
+    wait_for(lambda: last.id in _job_ids(database_url), timeout=30, what="a job after the bad ones")
+
+
+def _job_ids(database_url: str) -> set[str]:
+    with Session(get_engine(database_url)) as session:
+        return set(session.exec(select(Job.id)))
+
+
+def _install_poison_trigger(database_url: str) -> None:
+    """Make the database refuse articles from source 'poison', every time (a fault that
+    retrying cannot cure)."""
+    engine = get_engine(database_url)
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.execute(
+                sa.text(
+                    "CREATE TRIGGER poison BEFORE INSERT ON article WHEN NEW.source = 'poison' "
+                    "BEGIN SELECT RAISE(ABORT, 'poison article refused'); END"
+                )
+            )
+        else:
+            conn.execute(
+                sa.text(
+                    "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                    "BEGIN RAISE EXCEPTION 'poison article refused'; END $$"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    "CREATE TRIGGER poison BEFORE INSERT ON article FOR EACH ROW "
+                    "WHEN (NEW.source = 'poison') EXECUTE FUNCTION refuse_poison()"
+                )
+            )
+
+
+def test_a_poison_job_fails_after_bounded_tries_and_spares_its_batch(
+    broker_url, database_url, stack_env, start_worker, newsclass
+) -> None:
+    _install_poison_trigger(database_url)
+    env = {**stack_env, "NEWSCLASS_MAX_RETRIES": "2", "NEWSCLASS_RETRY_BACKOFF_MAX": "1"}
+    start_worker(env, concurrency=1)
+    articles = make_articles(30, seed=5)
+    poison = {**articles[10], "source": "poison"}
+    ids = enqueue_articles([*articles[:10], poison, *articles[11:]], app=client(broker_url))
+    wait_for(lambda: jobs_done(database_url) >= 30, timeout=60, what="all outcomes")
+    with Session(get_engine(database_url)) as session:
+        jobs = {job.id: job for job in session.exec(select(Job))}
+    failed = jobs[ids[10]]
+    assert failed.status == "failed"
+    assert failed.attempts == 3 and "poison article refused" in (failed.reason or "")
+    assert failed.payload and '"source": "poison"' in failed.payload  # kept whole for replay
+    assert all(jobs[i].status == "stored" for i in ids if i != ids[10])
+
+    # Once the cause is fixed, `jobs retry` replays it under the same id.
+    with get_engine(database_url).begin() as conn:
+        conn.execute(
+            sa.text("DROP TRIGGER poison" + (" ON article" if "postgres" in database_url else ""))
+        )
+    newsclass("jobs", "retry", "--all-failed", env=env)
+    wait_for(lambda: counts(database_url)[2].get("failed", 0) == 0, timeout=30, what="the replay")
+    assert counts(database_url)[0] == 30
+
+
+@pytest.mark.postgres
+def test_database_outage_retries_until_it_returns(
+    broker_url, stack_env, start_worker, postgres_admin, tmp_path: Path
+) -> None:
+    from tests.integration.conftest import fresh_postgres_database
+    from worker import db
+
+    with fresh_postgres_database(postgres_admin) as database_url:
+        db.upgrade(database_url)
+        env = {
+            **stack_env,
+            "NEWSCLASS_DATABASE_URL": database_url,
+            "NEWSCLASS_RETRY_BACKOFF_MAX": "1",
+            "NEWSCLASS_MAX_RETRIES": "100",
+        }
+        start_worker(env, concurrency=2)
+        name = sa.engine.make_url(database_url).database
+        get_engine(database_url).dispose()
+        with postgres_admin.connect() as conn:  # the database goes away
+            conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
+                ),
+                {"n": name},
+            )
+        enqueue_articles(make_articles(200, seed=3), app=client(broker_url))
+        time.sleep(4)  # jobs fail and are retried with backoff meanwhile
+        with postgres_admin.connect() as conn:  # ... and comes back
+            conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        wait_for(
+            lambda: jobs_done(database_url) >= 200, timeout=90, what="all 200 after the outage"
+        )
+        articles, distinct, statuses = counts(database_url)
+        assert articles == distinct == 200 and statuses == {"stored": 200}
+
+
+def test_redis_restart_mid_run_the_worker_reconnects_and_finishes(
+    database_url, stack_env, start_worker, tmp_path: Path
+) -> None:
+    data = tmp_path / "redis-data"
+    data.mkdir()
+    redis = LocalRedis(persist_dir=str(data)).start()
+    try:
+        env = {
+            **stack_env,
+            "NEWSCLASS_BROKER_URL": redis.url,
+            "NEWSCLASS_BROKER_VISIBILITY_TIMEOUT": "5",
+        }
+        start_worker(env, concurrency=2)
+        enqueue_articles(make_articles(1500, seed=9), app=client(redis.url))
+        wait_for(lambda: jobs_done(database_url) >= 100, timeout=60, what="first 100 jobs")
+        redis.stop()  # Redis goes down mid-run (its append-only file keeps the queue) ...
+        time.sleep(2)
+        redis = LocalRedis(port=redis.port, persist_dir=str(data)).start()  # ... and restarts
+        wait_for(
+            lambda: jobs_done(database_url) >= 1500, timeout=150, what="all 1500 after restart"
+        )
+        articles, distinct, statuses = counts(database_url)
+        assert articles == distinct == 1500 and statuses == {"stored": 1500}
+    finally:
+        redis.stop()
+
+
+def test_two_workers_store_each_article_once(
+    broker_url, database_url, stack_env, start_worker
+) -> None:
+    start_worker(stack_env, concurrency=1)
+    start_worker(stack_env, concurrency=1)
+    articles = make_articles(400, seed=21)
+    producer = client(broker_url)
+    enqueue_articles(articles, app=producer)
+    enqueue_articles(articles, app=producer)  # every article twice, raced by two workers
+    wait_for(lambda: jobs_done(database_url) >= 800, timeout=90, what="all 800 outcomes")
+    articles_n, distinct, statuses = counts(database_url)
+    assert articles_n == distinct == 400
+    assert statuses == {"stored": 400, "duplicate": 400}
+
+
+def test_job_id_lookup(broker_url, database_url, stack_env, start_worker, newsclass) -> None:
+    start_worker(stack_env, concurrency=1)
+    job_id = enqueue_articles(make_articles(1, seed=4), app=client(broker_url))[0]
+    wait_for(lambda: job_id in _job_ids(database_url), timeout=30, what="the job")
+    shown = newsclass("jobs", "show", job_id).stdout
+    assert job_id in shown and '"stored"' in shown
+    missing = newsclass("jobs", "show", str(uuid.uuid4()), check=False)
+    assert missing.returncode == 1 and "no job" in missing.stderr
