@@ -1,0 +1,95 @@
+"""Labelled data: the record type, the readers and the one function that builds model input text.
+
+Train, evaluate and serve all go through `model_text`, so the model never sees a title/body layout at
+serving time that it did not see in training.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+LABELS: tuple[str, ...] = ("defence", "trade", "domestic_politics")
+
+
+@dataclass
+class LabelledRecord:
+    """One article with its gold labels (zero to three slugs from LABELS)."""
+
+    text: str
+    labels: list[str]
+    title: str = ""
+    id: str | None = None
+
+
+def model_text(title: str, text: str) -> str:
+    """Join title and body the way the model was trained: the title is the first paragraph."""
+    title, text = title.strip(), text.strip()
+    if title and text:
+        return f"{title}\n\n{text}"
+    return title or text
+
+
+def read_labelled(path: str | Path) -> list[LabelledRecord]:
+    """Read labelled articles from JSONL (`title`, `text`|`body`, `labels`) or CSV (`text`, `labels`).
+
+    CSV labels are `;`-separated. Any bad row raises ValueError naming `file:line`, because a silently
+    skipped row would change the training data without anyone noticing.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    rows = _csv_rows(path) if path.suffix.lower() == ".csv" else _jsonl_rows(path)
+    return [_to_record(row, f"{path}:{line}") for line, row in rows]
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from exc
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{line_no}: expected a JSON object")
+            yield line_no, row
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"text", "labels"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path}:1: CSV header lacks column(s) {sorted(missing)}")
+        for row in reader:
+            labels = (row.get("labels") or "").split(";")
+            row["labels"] = [label.strip() for label in labels if label.strip()]
+            yield reader.line_num, row
+
+
+def _to_record(row: dict[str, Any], where: str) -> LabelledRecord:
+    text = row.get("text", row.get("body"))
+    if not isinstance(text, str):
+        raise ValueError(f"{where}: missing string field 'text' (or 'body')")
+    labels = row.get("labels")
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        raise ValueError(f"{where}: 'labels' must be a list of label slugs, got {labels!r}")
+    unknown = sorted(set(labels) - set(LABELS))
+    if unknown:
+        raise ValueError(f"{where}: unknown label(s) {unknown}; expected some of {list(LABELS)}")
+    title = row.get("title") or ""
+    if not isinstance(title, str):
+        raise ValueError(f"{where}: 'title' must be a string")
+    record_id = row.get("id")
+    return LabelledRecord(
+        text=text,
+        labels=sorted(set(labels), key=LABELS.index),
+        title=title,
+        id=None if record_id is None else str(record_id),
+    )

@@ -1,0 +1,344 @@
+"""Unit tests of the classifiers package: interface, robustness, persistence, data, quality bars.
+
+Tests that need the shared corpus read it from the checkout's ../shared and skip where it is absent;
+no corpus text is copied here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+from pathlib import Path
+
+import pytest
+import skops.io as sio
+
+import classifiers
+from classifiers import (
+    LABELS,
+    LabelledRecord,
+    ModelLoadError,
+    ParagraphPrediction,
+    Prediction,
+    TopicModel,
+    default_model_path,
+    evaluate_model,
+    load_model,
+    model_text,
+    read_labelled,
+    save_model,
+    split_paragraphs,
+    train_model,
+)
+from classifiers.evaluate import bbc_checks
+
+SHARED = Path(__file__).resolve().parents[3] / "shared"
+WIKINEWS_DEV = SHARED / "data" / "wikinews" / "dev.jsonl"
+BBC = SHARED / "data" / "bbc" / "bbc.jsonl"
+SEED_ARTICLE = SHARED / "samples" / "seed-article.txt"
+
+
+def _need(path: Path) -> Path:
+    if not path.is_file():
+        pytest.skip(f"shared data {path} is absent (tests read it from the checkout's ../shared)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def model() -> TopicModel:
+    if not default_model_path().is_file():
+        pytest.skip("no shipped model: run python -m classifiers.train (see classifiers/train.py)")
+    return load_model()
+
+
+# A tiny synthetic corpus, written here: each label has its own vocabulary, plus neutral filler.
+_WORDS = {
+    "defence": [
+        "troops",
+        "army",
+        "missile",
+        "soldiers",
+        "battalion",
+        "airstrike",
+        "navy",
+        "artillery",
+    ],
+    "trade": [
+        "tariff",
+        "exports",
+        "imports",
+        "quota",
+        "customs",
+        "dumping",
+        "embargo",
+        "shipments",
+    ],
+    "domestic_politics": [
+        "election",
+        "parliament",
+        "ballot",
+        "cabinet",
+        "opposition",
+        "referendum",
+        "senator",
+    ],
+}
+_FILLER = [
+    "the",
+    "city",
+    "people",
+    "said",
+    "on",
+    "weather",
+    "report",
+    "season",
+    "local",
+    "museum",
+    "river",
+    "bridge",
+]
+
+
+def _synthetic(n: int, seed: int) -> list[LabelledRecord]:
+    rng = random.Random(seed)
+    records = []
+    for i in range(n):
+        labels = [label for label in LABELS if rng.random() < 0.35]
+        words = [rng.choice(_FILLER) for _ in range(30)]
+        for label in labels:
+            words += [rng.choice(_WORDS[label]) for _ in range(8)]
+        rng.shuffle(words)
+        records.append(
+            LabelledRecord(text=" ".join(words), labels=labels, title=f"story {i}", id=str(i))
+        )
+    return records
+
+
+@pytest.fixture(scope="module")
+def tiny() -> tuple[TopicModel, dict]:
+    return train_model(_synthetic(120, seed=1), seed=0)
+
+
+def test_public_interface_shape(model: TopicModel) -> None:
+    assert LABELS == ("defence", "trade", "domestic_politics")
+    assert model.labels == LABELS
+    assert re.fullmatch(r"tfidf-lr-\d{4}\.\d{2}\.\d{2}-[0-9a-f]{8}", model.version)
+    assert set(model.thresholds) == set(LABELS)
+    [prediction] = model.predict(
+        [model_text("Army deploys troops", "Soldiers moved to the border.")]
+    )
+    assert isinstance(prediction, Prediction)
+    assert all(isinstance(p, ParagraphPrediction) for p in prediction.paragraphs)
+    as_dict = prediction.to_dict()
+    assert set(as_dict) == {"labels", "scores", "primary", "paragraphs", "explanation"}
+    assert json.loads(json.dumps(as_dict)) == as_dict
+    assert set(as_dict["paragraphs"][0]) == {"index", "labels", "scores"}
+
+
+def test_scores_are_probabilities_and_labels_follow_thresholds(model: TopicModel) -> None:
+    texts = [
+        model_text(
+            "Parliament votes on budget", "The opposition party forced a vote in parliament."
+        ),
+        model_text("Tariffs raised", "The government raised tariffs on steel imports and exports."),
+        "Local bakery wins prize for its sourdough bread, the owner said on Sunday.",
+    ]
+    for prediction in model.predict(texts):
+        assert set(prediction.scores) == set(LABELS)
+        assert all(0.0 <= s <= 1.0 and round(s, 4) == s for s in prediction.scores.values())
+        expected = {
+            label for label in LABELS if prediction.scores[label] >= model.thresholds[label]
+        }
+        assert set(prediction.labels) == expected
+        ordered = [prediction.scores[label] for label in prediction.labels]
+        assert ordered == sorted(ordered, reverse=True)
+        assert prediction.primary == (prediction.labels[0] if prediction.labels else None)
+        assert set(prediction.explanation) == set(prediction.labels)
+        assert all(0 < len(terms) <= 5 for terms in prediction.explanation.values())
+
+
+def test_zero_labels_and_empty_text(model: TopicModel) -> None:
+    bakery, empty, blank = model.predict(
+        ["Local bakery wins prize for its sourdough bread, the owner said on Sunday.", "", "  \n "]
+    )
+    assert bakery.labels == [] and bakery.primary is None and bakery.explanation == {}
+    for prediction in (empty, blank):
+        assert prediction.labels == [] and prediction.paragraphs == []
+        assert set(prediction.scores) == set(LABELS)
+    assert model.predict([]) == []
+
+
+def test_robust_inputs_get_no_confident_topic(model: TopicModel) -> None:
+    german = (
+        "Der Stadtrat hat am Dienstag über die neue Bibliothek beraten. Die Bürger freuen sich "
+        "auf längere Öffnungszeiten und ein Café im Erdgeschoss."
+    )
+    french = (
+        "La boulangerie du quartier a gagné un prix pour son pain au levain. Les clients font la "
+        "queue dès sept heures du matin."
+    )
+    korean = "서울의 한 빵집이 올해 최고의 빵집으로 선정되었다. 손님들은 아침 일찍부터 줄을 선다."
+    noise = "![]() |\nPhoto courtesy of Reuters |\nShare this: Facebook Twitter Email Print\n| | |"
+    for prediction in model.predict([german, french, korean, noise]):
+        assert prediction.labels == [], prediction.scores
+
+
+def test_headline_alone_and_very_long_text(model: TopicModel) -> None:
+    (headline,) = model.predict(["Troops and tanks deployed as army launches military offensive"])
+    assert "defence" in headline.labels
+    paragraph = "The army deployed troops and artillery to the border after the missile attack."
+    long_text = "\n\n".join([paragraph] * 2600)  # about 200 KB
+    assert len(long_text) > 200_000
+    [prediction] = model.predict([long_text])
+    assert prediction.labels == ["defence"]
+    assert len(prediction.paragraphs) == 2600
+
+
+def test_split_paragraphs_merges_fragments() -> None:
+    assert split_paragraphs("") == []
+    assert split_paragraphs("Short.") == ["Short."]
+    text = "Headline here\n\n" + "A" * 50 + "\n" + "B" * 45 + "\n\nThe end."
+    assert split_paragraphs(text) == ["Headline here " + "A" * 50, "B" * 45 + " The end."]
+
+
+def test_seed_article_paragraphs(model: TopicModel) -> None:
+    raw = _need(SEED_ARTICLE).read_text(encoding="utf-8")
+    lines = [line for line in raw.splitlines() if len(line) > 80 and "|" not in line]
+    body = re.sub(r"^SEOUL — ", "", "\n\n".join(lines))
+    [prediction] = model.predict([body])
+    assert "defence" in prediction.labels
+    paragraph_labels = [set(p.labels) for p in prediction.paragraphs]
+    assert any("trade" in labels for labels in paragraph_labels), prediction.paragraphs
+    assert any("domestic_politics" in labels for labels in paragraph_labels), prediction.paragraphs
+
+
+def test_untrusted_type_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "model.skops"
+    sio.dump({"model": Smuggled()}, path)
+    with pytest.raises(ModelLoadError, match=r"untrusted type.*Smuggled"):
+        load_model(path)
+
+
+class Smuggled:
+    """A type no allow-list knows."""
+
+
+def test_missing_and_non_skops_files_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        load_model(tmp_path / "absent.skops")
+    not_skops = tmp_path / "model.skops"
+    not_skops.write_bytes(b"\x80\x04definitely a pickle")
+    with pytest.raises(ModelLoadError, match="not a skops model file"):
+        load_model(not_skops)
+
+
+def test_save_load_round_trip_and_card_check(tiny: tuple[TopicModel, dict], tmp_path: Path) -> None:
+    trained, report = tiny
+    card = {
+        "version": trained.version,
+        "thresholds": trained.thresholds,
+        "created": "now",
+        "labels": list(LABELS),
+        "libraries": {},
+        "data": {},
+        "config": report["config"],
+        "candidates": report["candidates"],
+        "cv": report["cv"],
+        "dev": None,
+        "bbc": None,
+        "speed": None,
+    }
+    path = save_model(trained, tmp_path, card=card)
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "model.skops",
+        "model_card.json",
+        "MODEL_CARD.md",
+    }
+    loaded = load_model(path)
+    texts = [record.text for record in _synthetic(10, seed=7)]
+    assert [p.to_dict() for p in loaded.predict(texts)] == [
+        p.to_dict() for p in trained.predict(texts)
+    ]
+    card["version"] = "tfidf-lr-1999.01.01-00000000"
+    (tmp_path / "model_card.json").write_text(json.dumps(card), encoding="utf-8")
+    with pytest.raises(ModelLoadError, match="describes version"):
+        load_model(path)
+
+
+def test_train_and_evaluate_on_synthetic_data(tiny: tuple[TopicModel, dict]) -> None:
+    trained, report = tiny
+    assert report["config"]["candidate"] in {row["name"] for row in report["candidates"]}
+    assert set(report["thresholds"]) == set(LABELS)
+    assert all(0.0 < t < 1.0 for t in trained.thresholds.values())
+    result = evaluate_model(trained, _synthetic(60, seed=2))
+    assert result["n"] == 60
+    assert set(result["per_label"]) == set(LABELS)
+    assert set(result["per_label"]["trade"]) == {"precision", "recall", "f1", "support"}
+    assert result["macro_f1"] > 0.8 and not math.isnan(result["micro_f1"])
+
+
+def test_train_progress_and_too_few_positives() -> None:
+    steps: list[tuple[int, int, str]] = []
+    train_model(_synthetic(60, seed=3), progress=lambda *step: steps.append(step))
+    assert steps[-1][0] == steps[-1][1] == len(steps)
+    records = [LabelledRecord(text=f"plain story {i}", labels=[]) for i in range(20)]
+    with pytest.raises(ValueError, match="positive"):
+        train_model(records)
+
+
+def test_read_labelled_jsonl_and_csv(tmp_path: Path) -> None:
+    jsonl = tmp_path / "data.jsonl"
+    rows = [
+        {"title": "T1", "text": "Body one", "labels": ["trade"], "id": 7},
+        {"body": "Body two", "labels": []},
+    ]
+    jsonl.write_text("\n".join(json.dumps(row) for row in rows) + "\n", encoding="utf-8")
+    assert read_labelled(jsonl) == [
+        LabelledRecord(text="Body one", labels=["trade"], title="T1", id="7"),
+        LabelledRecord(text="Body two", labels=[]),
+    ]
+    csv_path = tmp_path / "data.csv"
+    csv_path.write_text(
+        'text,labels,title\n"Body, one",domestic_politics;defence,T\nBody two,,\n', encoding="utf-8"
+    )
+    first, second = read_labelled(csv_path)
+    assert first == LabelledRecord(
+        text="Body, one", labels=["defence", "domestic_politics"], title="T"
+    )
+    assert second.labels == []
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"text": "x", "labels": ["sport"]}', "unknown label"),
+        ('{"labels": []}', "missing string field"),
+        ('{"text": "x", "labels": null}', "'labels' must be a list"),
+        ("not json", "not valid JSON"),
+    ],
+)
+def test_read_labelled_names_bad_rows(tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"text": "fine", "labels": []}\n' + line + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"bad\.jsonl:2: .*{message}"):
+        read_labelled(path)
+
+
+def test_dev_split_quality(model: TopicModel) -> None:
+    result = evaluate_model(model, read_labelled(_need(WIKINEWS_DEV)))
+    assert result["macro_f1"] >= 0.87, result
+    assert all(m["f1"] >= 0.78 for m in result["per_label"].values()), result
+
+
+def test_bbc_checks(model: TopicModel) -> None:
+    checks = bbc_checks(model, _need(BBC))
+    assert checks["non_news_no_label_rate"] >= 0.99, checks
+    assert checks["politics_domestic_politics_rate"] >= 0.90, checks
+
+
+def test_package_exports_train_model_lazily() -> None:
+    assert classifiers.train_model is train_model
+    with pytest.raises(AttributeError):
+        _ = classifiers.no_such_name
