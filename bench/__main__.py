@@ -113,7 +113,9 @@ def _in_process_share(args: tuple[list[dict], str, int, int]) -> int:
     model = get_model()
     jobs = [IngestJob(id=f"inproc-{start + i}", payload=p) for i, p in enumerate(payloads)]
     for offset in range(0, len(jobs), batch_size):
-        process_batch(jobs[offset : offset + batch_size], engine=engine, model=model, limits=Limits())
+        process_batch(
+            jobs[offset : offset + batch_size], engine=engine, model=model, limits=Limits()
+        )
     return len(jobs)
 
 
@@ -294,7 +296,11 @@ def bench_enqueue(payloads: list[dict], broker_url: str) -> dict[str, Any]:
     enqueue_articles(payloads, app=producer(broker_url))
     elapsed = time.perf_counter() - start
     redis_lib.Redis.from_url(broker_url).flushdb()
-    return {"articles": len(payloads), "seconds": round(elapsed, 2), "per_s": round(len(payloads) / elapsed)}
+    return {
+        "articles": len(payloads),
+        "seconds": round(elapsed, 2),
+        "per_s": round(len(payloads) / elapsed),
+    }
 
 
 def bench_naive(payloads: list[dict], *, broker_url: str, database_url: str) -> dict[str, Any]:
@@ -305,17 +311,23 @@ def bench_naive(payloads: list[dict], *, broker_url: str, database_url: str) -> 
         "NEWSCLASS_BROKER_URL": broker_url,
         "NEWSCLASS_DATABASE_URL": database_url,
     }
-    log = tempfile.NamedTemporaryFile(prefix="newsclass-naive-", suffix=".log", delete=False)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "bench.naive", "worker", "-c", "2", "-Q", "naive",
-         "--loglevel", "WARNING", "--without-gossip", "--without-mingle"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    log_path = Path(tempfile.mkstemp(prefix="newsclass-naive-", suffix=".log")[1])
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "bench.naive", "worker", "-c", "2", "-Q", "naive",
+             "--loglevel", "WARNING", "--without-gossip", "--without-mingle"],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     try:
         time.sleep(1)
         app = producer(broker_url)
         with app.producer_or_acquire() as prod:
-            warm = app.send_task("bench.naive_ingest", args=({"body": "warm up " * 10},), queue="naive", producer=prod)
+            warm = app.send_task(
+                "bench.naive_ingest",
+                args=({"body": "warm up " * 10},),
+                queue="naive",
+                producer=prod,
+            )
         wait_outcomes(database_url, 1, timeout=120)
         del warm
         start = time.perf_counter()
@@ -327,8 +339,11 @@ def bench_naive(payloads: list[dict], *, broker_url: str, database_url: str) -> 
     finally:
         proc.terminate()
         proc.wait(30)
-        log.close()
-    return {"articles": len(payloads), "seconds": round(elapsed, 2), "per_s": round(len(payloads) / elapsed)}
+    return {
+        "articles": len(payloads),
+        "seconds": round(elapsed, 2),
+        "per_s": round(len(payloads) / elapsed),
+    }
 
 
 # ----------------------------------------------------------------------------- report
@@ -353,7 +368,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["enqueue"] = bench_enqueue(payloads, redis.url)
         step("naive baseline (2 processes)")
         with sqlite_database() as url:
-            results["naive_sqlite"] = bench_naive(payloads[: args.naive_articles], broker_url=redis.url, database_url=url)
+            results["naive_sqlite"] = bench_naive(
+                payloads[: args.naive_articles], broker_url=redis.url, database_url=url
+            )
         for name, workers in (("e2e_sqlite_1proc", [1]), ("e2e_sqlite", [2])):
             step(f"end to end, SQLite, worker processes {workers}")
             with sqlite_database() as url:
@@ -378,9 +395,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with sqlite_database() as url:
             results["query_sqlite"] = bench_query(url, args.query_rows)
     results["ratios"] = {
-        "e2e_sqlite_vs_naive": round(results["e2e_sqlite"]["per_s"] / results["naive_sqlite"]["per_s"], 1),
-        "e2e_sqlite_vs_in_process": round(results["e2e_sqlite"]["per_s"] / results["in_process"]["per_s"], 2),
-        "two_procs_vs_one": round(results["e2e_sqlite"]["per_s"] / results["e2e_sqlite_1proc"]["per_s"], 2),
+        "e2e_sqlite_vs_naive": round(
+            results["e2e_sqlite"]["per_s"] / results["naive_sqlite"]["per_s"], 1
+        ),
+        "e2e_sqlite_vs_in_process": round(
+            results["e2e_sqlite"]["per_s"] / results["in_process"]["per_s"], 2
+        ),
+        "two_procs_vs_one": round(
+            results["e2e_sqlite"]["per_s"] / results["e2e_sqlite_1proc"]["per_s"], 2
+        ),
     }
     return results
 
@@ -395,7 +418,9 @@ def _stepper() -> Callable[[str], None]:
 
 
 def print_table(results: dict[str, Any]) -> None:
-    table = Table(title=f"newsclass bench ({results['machine']['cpus']} CPUs; {results['articles']})")
+    table = Table(
+        title=f"newsclass bench ({results['machine']['cpus']} CPUs; {results['articles']})"
+    )
     for column in ("measure", "articles/s", "detail"):
         table.add_column(column)
     rows = [
@@ -412,7 +437,9 @@ def print_table(results: dict[str, Any]) -> None:
         detail = []
         if "latency" in item:
             lat = item["latency"]
-            detail.append(f"latency at {lat['offered_per_s']:.0f}/s: median {lat['median_ms']} ms, p95 {lat['p95_ms']} ms")
+            detail.append(
+                f"latency at {lat['offered_per_s']:.0f}/s: median {lat['median_ms']} ms, p95 {lat['p95_ms']} ms"
+            )
         if "peak_rss_mib" in item:
             detail.append(f"peak RSS/process {item['peak_rss_mib']} MiB")
         if "skipped" in item:
@@ -420,7 +447,11 @@ def print_table(results: dict[str, Any]) -> None:
         table.add_row(label, str(item.get("per_s", "-")), "; ".join(detail))
     for key in ("query_sqlite", "query_postgres"):
         if key in results:
-            table.add_row(f"query by label+date, {key.split('_')[1]}", "-", json.dumps(results[key].get("queries", results[key]))[:200])
+            table.add_row(
+                f"query by label+date, {key.split('_')[1]}",
+                "-",
+                json.dumps(results[key].get("queries", results[key]))[:200],
+            )
     for name, value in results["ratios"].items():
         table.add_row(f"ratio {name}", str(value), "")
     Console().print(table)
@@ -429,8 +460,12 @@ def print_table(results: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--articles", type=int, default=20_000, help="articles per end-to-end run")
-    parser.add_argument("--naive-articles", type=int, default=3_000, help="articles for the naive baseline")
-    parser.add_argument("--query-rows", type=int, default=1_000_000, help="rows for the query benchmark (0: skip)")
+    parser.add_argument(
+        "--naive-articles", type=int, default=3_000, help="articles for the naive baseline"
+    )
+    parser.add_argument(
+        "--query-rows", type=int, default=1_000_000, help="rows for the query benchmark (0: skip)"
+    )
     parser.add_argument("--out", type=Path, default=Path(".bench/results.json"))
     args = parser.parse_args()
     results = run(args)

@@ -275,12 +275,26 @@ def report_outcomes(ids: Sequence[str], *, timeout: float) -> dict:
     return found
 
 
-@app.command(epilog=example("newsclass worker --concurrency 2"))
+class Pool(StrEnum):
+    processes = "processes"
+    prefork = "prefork"
+    solo = "solo"
+    threads = "threads"
+
+
+@app.command(
+    epilog=example(
+        "newsclass worker --concurrency 2                      # ingest: 2 processes\n"
+        "  newsclass worker --queues fetch --pool threads --concurrency 32   # fetching"
+    )
+)
 def worker(
     concurrency: Annotated[
         int,
         typer.Option(
-            min=1, help="Worker processes (default: one per CPU).", envvar="NEWSCLASS_CONCURRENCY"
+            min=1,
+            help="Processes (or threads): default one per CPU.",
+            envvar="NEWSCLASS_CONCURRENCY",
         ),
     ] = os.cpu_count() or 1,
     queues: Annotated[
@@ -291,14 +305,27 @@ def worker(
         ),
     ] = "celery",
     pool: Annotated[
-        str,
+        Pool,
         typer.Option(
-            help="Celery pool: prefork (CPU work) or threads (fetching).", envvar="NEWSCLASS_POOL"
+            help="processes: N single-process workers, each receiving and classifying its own "
+            "batches (ingest, CPU-bound); threads: one worker with N threads (fetching); "
+            "prefork/solo: Celery's own pools.",
+            envvar="NEWSCLASS_POOL",
         ),
-    ] = "prefork",
+    ] = Pool.processes,
 ) -> None:
-    """Run a Celery worker that ingests, classifies and stores articles."""
+    """Run Celery workers that ingest, classify and store articles."""
     settings = settings_or_exit()
+    if pool == Pool.processes:
+        from worker.processes import run_group, solo_worker_argv
+
+        raise typer.Exit(
+            run_group(
+                concurrency,
+                lambda i: solo_worker_argv(i, queues=queues, loglevel=settings.log_level),
+                ready_file=settings.ready_file,
+            )
+        )
     from worker.celery_app import app as celery_app
 
     celery_app.worker_main(
@@ -306,7 +333,7 @@ def worker(
             "worker",
             f"--concurrency={concurrency}",
             f"--queues={queues}",
-            f"--pool={pool}",
+            f"--pool={pool.value}",
             f"--loglevel={settings.log_level}",
             "--without-gossip",
             "--without-mingle",

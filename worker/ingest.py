@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import lxml.html
 import trafilatura
 from lxml import etree
 from lxml.html import HtmlElement
@@ -146,7 +147,12 @@ def normalise_text(text: str) -> str:
 
 def content_hash(text: str) -> str:
     """sha256 hex of the dedup key: normalised text, casefolded, whitespace collapsed to spaces."""
-    key = " ".join(normalise_text(text).casefold().split())
+    return _hash_normalised(normalise_text(text))
+
+
+def _hash_normalised(text: str) -> str:
+    """content_hash of text that is already normalised (the hot path skips normalising twice)."""
+    key = " ".join(text.casefold().split())
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
@@ -257,7 +263,10 @@ def looks_like_html(text: str) -> bool:
 def _lxml_text(html: str) -> str:
     """Fallback extraction: every text node outside scripts, navigation, footers and banners."""
     try:
+        # trafilatura's loader turns down fragments (text with a few stray tags); lxml takes them.
         tree = load_html(html)
+        if tree is None:
+            tree = lxml.html.document_fromstring(html)
     except (ValueError, TypeError, etree.LxmlError):
         return ""
     if tree is None:
@@ -745,7 +754,7 @@ def parse_job(payload: object, *, limits: Limits = Limits()) -> Article:
         or _single_line(meta.get("author", "")[: limits.max_field_chars]),
         published_at=published_at,
         external_id=external_id,
-        content_hash=content_hash(text),
+        content_hash=_hash_normalised(text),
         dateline=cleaned.dateline,
         agency=cleaned.agency,
         credits=list(cleaned.credits),

@@ -74,7 +74,9 @@ class Settings(BaseSettings):
         60.0, gt=0, description="Longest wait between retries (seconds; backoff has jitter)."
     )
     worker_max_tasks_per_child: int = Field(
-        50_000, ge=0, description="Recycle a worker process after this many jobs (0: never)."
+        50_000,
+        ge=0,
+        description="Recycle a worker process after this many jobs (prefork: batches; 0: never).",
     )
     worker_max_memory_per_child: int = Field(
         600_000,

@@ -190,13 +190,15 @@ def upsert_articles(*, session: Session, items: Sequence[NewArticle]) -> list[Jo
         first_of_hash.setdefault(item.fields["content_hash"], item)
     to_insert = [item for h, item in first_of_hash.items() if h not in existing]
     if to_insert:
+        # One cached statement run as executemany ("insertmanyvalues" batches it, RETURNING
+        # included): far cheaper than compiling a multi-row VALUES clause per batch.
         stmt = (
             _insert(session, ARTICLE)
-            .values([item.fields for item in to_insert])
             .on_conflict_do_nothing(index_elements=["content_hash"])
             .returning(ARTICLE.c.id, ARTICLE.c.content_hash)
         )
-        inserted = dict((h, i) for i, h in session.execute(stmt).all())
+        rows = session.execute(stmt, [item.fields for item in to_insert]).all()
+        inserted = {h: i for i, h in rows}
         label_rows = [
             {
                 "article_id": inserted[item.fields["content_hash"]],
@@ -209,9 +211,7 @@ def upsert_articles(*, session: Session, items: Sequence[NewArticle]) -> list[Jo
             for label, score in item.labels.items()
         ]
         if label_rows:
-            session.execute(
-                _insert(session, ARTICLE_LABEL).values(label_rows).on_conflict_do_nothing()
-            )
+            session.execute(_insert(session, ARTICLE_LABEL).on_conflict_do_nothing(), label_rows)
     else:
         inserted = {}
     missing = [h for h in hashes if h not in existing and h not in inserted]
@@ -259,18 +259,15 @@ def record_jobs(*, session: Session, outcomes: Iterable[JobOutcome]) -> None:
         for o in outcomes
     ]
     if rows:
-        stmt = _insert(session, JOB).values(rows)
-        replay = {c: stmt.excluded[c] for c in ("status", "reason", "article_id", "payload")}
+        stmt = _insert(session, JOB)
+        replay = ("status", "reason", "article_id", "payload", "attempts", "updated_at")
         session.execute(
             stmt.on_conflict_do_update(
                 index_elements=["id"],
-                set_={
-                    **replay,
-                    "attempts": Job.attempts + 1,
-                    "updated_at": stmt.excluded.updated_at,
-                },
+                set_={c: stmt.excluded[c] for c in replay},
                 where=JOB.c.status == "failed",
-            )
+            ),
+            rows,
         )
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
+import signal
 from collections import Counter
 from collections.abc import Sequence
 from functools import cache
@@ -59,10 +61,30 @@ def _limits() -> Limits:
     return Limits(max_text_chars=_settings.max_text_chars)
 
 
+_recycle = {"enabled": False, "jobs": 0}
+
+
 @signals.worker_init.connect
-def _preload(**_: Any) -> None:
+def _preload(sender: Any = None, **_: Any) -> None:
     # Load the model in the parent so forked processes share its arrays instead of each loading.
     get_model()
+    # A solo worker runs the jobs itself: it recycles itself (Celery does so only for prefork).
+    _recycle["enabled"] = "solo" in str(getattr(sender, "pool_cls", "")).lower()
+
+
+def maybe_recycle(jobs_done: int) -> None:
+    """In a solo worker, past the job or memory budget: warm shutdown (unacknowledged messages
+    return to the queue), and the process group starts a fresh process."""
+    if not _recycle["enabled"]:
+        return
+    _recycle["jobs"] += jobs_done
+    max_jobs = _settings.worker_max_tasks_per_child
+    max_kib = _settings.worker_max_memory_per_child
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if (max_jobs and _recycle["jobs"] >= max_jobs) or (max_kib and peak_kib >= max_kib):
+        log.warning("recycling after %d jobs at %d KiB peak memory", _recycle["jobs"], peak_kib)
+        _recycle["enabled"] = False
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 @signals.worker_ready.connect
@@ -135,6 +157,7 @@ def run_jobs(jobs: list[IngestJob]) -> None:
             run_jobs(jobs[:mid])
             run_jobs(jobs[mid:])
         return
+    maybe_recycle(len(jobs))
     counts = Counter(outcome.status for outcome in outcomes)
     log.info("batch of %d: %s", len(jobs), ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 

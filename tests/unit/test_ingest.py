@@ -543,3 +543,23 @@ def test_read_non_utf8(tmp_path: Path) -> None:
     path.write_bytes(b"Caf\xe9 news\n")
     with pytest.raises(ValueError, match=r"latin\.txt"):
         read_article_file(path)
+
+
+def test_text_with_a_few_stray_tags_keeps_its_text() -> None:
+    """Scraped wiki text often starts with a stray tag or two; trafilatura's loader turns such
+    fragments down, and the article must not be rejected as 'HTML with no text'."""
+    body = (
+        '<div style="float: right;">__TOC__</div><p></p>  The committee voted on Tuesday to reject '
+        "the amendment. The opposition said it would try again next year."
+    )
+    article = parse_job({"body": body})
+    assert "The committee voted on Tuesday" in article.text
+    assert "<div" not in article.text
+
+
+def test_the_stored_hash_is_the_hash_of_the_stored_text() -> None:
+    from worker.ingest import content_hash
+
+    for body in ("One.\n\n\nTwo  words.", "<p>Para one.</p><p>Para two.</p>", "SEOUL — Text here."):
+        article = parse_job({"body": body, "title": "A title"})
+        assert article.content_hash == content_hash(article.text)
