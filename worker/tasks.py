@@ -67,7 +67,13 @@ _recycle = {"enabled": False, "jobs": 0}
 @signals.worker_init.connect
 def _preload(sender: Any = None, **_: Any) -> None:
     # Load the model in the parent so forked processes share its arrays instead of each loading.
-    get_model()
+    # A model that cannot load stops the worker here (SystemExit passes through Celery's signal
+    # dispatch), instead of failing every job.
+    try:
+        get_model()
+    except Exception as exc:
+        log.critical("cannot use the model %s: %s", _settings.model_path, exc)
+        raise SystemExit(3) from exc
     # A solo worker runs the jobs itself: it recycles itself (Celery does so only for prefork).
     _recycle["enabled"] = "solo" in str(getattr(sender, "pool_cls", "")).lower()
 
