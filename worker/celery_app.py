@@ -15,6 +15,17 @@ INGEST_QUEUE = "celery"
 FETCH_QUEUE = "fetch"
 
 
+def redis_transport_options(visibility_timeout: int) -> dict[str, int]:
+    """Redis redelivers a message whose worker died once it has been unacknowledged for the
+    visibility timeout; kombu looks for such messages only every interval x throttle seconds
+    (100 s by default), so sweep a few times per timeout instead."""
+    return {
+        "visibility_timeout": visibility_timeout,
+        "unacked_restore_interval": max(1, min(60, visibility_timeout // 4)),
+        "unacked_restore_throttle": 1,
+    }
+
+
 def make_app() -> Celery:
     settings = get_settings()
     app = Celery("newsclass", include=["worker.tasks", "worker.fetch_tasks"])
@@ -54,9 +65,14 @@ def make_app() -> Celery:
         worker_max_memory_per_child=settings.worker_max_memory_per_child or None,
         worker_send_task_events=False,
         worker_consumer="worker.tasks:JsonOnlyConsumer",
+        # After a broker outage keep the full prefetch: Celery would otherwise shrink it to the
+        # jobs in flight and grow it back as they are acknowledged, which batched jobs held from
+        # the lost connection never are, so the worker would stop taking messages.
+        worker_enable_prefetch_count_reduction=False,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
-        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
+        broker_transport_options=redis_transport_options(settings.broker_visibility_timeout),
         broker_pool_limit=10,
         timezone="UTC",
         enable_utc=True,

@@ -186,7 +186,7 @@ def test_a_poison_job_fails_after_bounded_tries_and_spares_its_batch(
 
 @pytest.mark.postgres
 def test_database_outage_retries_until_it_returns(
-    broker_url, stack_env, start_worker, postgres_admin, tmp_path: Path
+    broker_url, start_worker, postgres_admin, tmp_path: Path
 ) -> None:
     from tests.integration.conftest import fresh_postgres_database
     from worker import db
@@ -194,8 +194,9 @@ def test_database_outage_retries_until_it_returns(
     with fresh_postgres_database(postgres_admin) as database_url:
         db.upgrade(database_url)
         env = {
-            **stack_env,
+            "NEWSCLASS_BROKER_URL": broker_url,
             "NEWSCLASS_DATABASE_URL": database_url,
+            "NEWSCLASS_BATCH_WAIT": "0.1",
             "NEWSCLASS_RETRY_BACKOFF_MAX": "1",
             "NEWSCLASS_MAX_RETRIES": "100",
         }
