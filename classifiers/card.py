@@ -13,9 +13,19 @@ import scipy
 import sklearn
 import skops
 
-from classifiers.data import model_text, read_labelled
+from classifiers.data import LABELS, model_text, read_labelled
 from classifiers.evaluate import bbc_checks, evaluate_model, measure_speed
 from classifiers.model import TopicModel
+
+DESCRIPTION = (
+    "Words counted by scikit-learn's CountVectorizer over every paragraph of a batch in one call, "
+    "paragraph rows summed into article rows, weighted by TfidfTransformer (IDF from the training "
+    "texts); optionally a 3-column block of topic-word shares from hand-written lists taken from "
+    "the annotation guideline (classifiers/lexicon.py). One logistic regression per label, "
+    "sigmoid-calibrated; a label is assigned when its probability reaches its threshold (F1-optimal "
+    "on out-of-fold predictions of the training data). Paragraphs are scored with the same weights "
+    "and thresholds. Stored with skops as a dict of scikit-learn objects, numpy arrays and builtins."
+)
 
 
 def build_card(
@@ -47,6 +57,7 @@ def build_card(
         "dev": None,
         "bbc": None,
         "speed": None,
+        "notes": report.get("notes", []),
     }
     speed_texts = [model_text(r.title, r.text) for r in read_labelled(dev_path or train_path)]
     if dev_path is not None:
@@ -65,69 +76,75 @@ def _file_entry(path: Path, use: str) -> dict[str, str]:
 
 
 def card_markdown(card: dict[str, Any]) -> str:
-    """Human-readable rendering of the JSON card."""
+    """Human-readable rendering of the JSON card (sections absent from the card are skipped)."""
+    labels = list(card.get("labels") or LABELS)
     lines = [
-        f"# Model card: {card['version']}",
+        f"# Model card: {card.get('version')}",
         "",
-        f"Created {card['created']}. Multi-label news topics: {', '.join(card['labels'])}.",
-        "Word 1-2gram TF-IDF (full text + lead block), one logistic regression per label, sigmoid-"
-        "calibrated; a label is assigned when its probability reaches its threshold. Paragraphs use "
-        "the article thresholds.",
+        f"Created {card.get('created', 'unknown')}. Multi-label news topics: {', '.join(labels)}.",
         "",
-        "## Libraries",
-        *[f"- {name} {version}" for name, version in card["libraries"].items()],
-        "",
-        "## Data",
-        *[
-            f"- {key}: `{e['file']}` ({e['use']}), sha256 `{e['sha256']}`"
-            for key, e in card["data"].items()
-        ],
-        "",
-        "## Chosen configuration",
-        *[f"- {key}: {value}" for key, value in card["config"].items()],
-        "",
-        "## Candidates (5-fold CV on train, F1 at each label's out-of-fold best threshold)",
-        "| candidate | features | CV macro-F1 | " + " | ".join(card["labels"]) + " |",
-        "|---|---|---|" + "---|" * len(card["labels"]),
-        *[_candidate_row(row, card["labels"]) for row in card["candidates"]],
-        "",
-        "## Thresholds",
-        *[f"- {label}: {value}" for label, value in card["thresholds"].items()],
-        "",
-        "## Metrics",
-        "| label | CV P | CV R | CV F1 | dev P | dev R | dev F1 | dev support |",
-        "|---|---|---|---|---|---|---|---|",
-        *[_metric_row(label, card) for label in card["labels"]],
-        f"| macro-F1 | | | {card['cv']['macro_f1']} | | | {_get(card['dev'], 'macro_f1')} | |",
-        f"| micro-F1 | | | {card['cv']['micro_f1']} | | | {_get(card['dev'], 'micro_f1')} | |",
-        "",
-        "## BBC checks (evaluation only)",
-        *(
-            [f"- {key}: {value}" for key, value in card["bbc"].items()]
-            if card["bbc"]
-            else ["- not run"]
-        ),
-        "",
-        "## Speed",
-        *(
-            [f"- {key}: {value}" for key, value in card["speed"].items()]
-            if card["speed"]
-            else ["- not run"]
-        ),
+        DESCRIPTION,
         "",
     ]
+    if card.get("libraries"):
+        lines += ["## Libraries", *[f"- {k} {v}" for k, v in card["libraries"].items()], ""]
+    if isinstance(card.get("data"), dict) and card["data"]:
+        lines += [
+            "## Data",
+            *[
+                f"- {key}: `{e['file']}` ({e['use']}), sha256 `{e['sha256']}`"
+                for key, e in card["data"].items()
+            ],
+            "",
+        ]
+    if card.get("config"):
+        lines += ["## Chosen configuration", *[f"- {k}: {v}" for k, v in card["config"].items()]]
+        lines.append("")
+    if card.get("candidates"):
+        lines += [
+            "## Candidates (5-fold CV on train, F1 at each label's out-of-fold best threshold)",
+            "Count speed: one `Featurizer.count` (or char `transform`) of 500 training articles, "
+            "articles/s; only servable rows can be chosen.",
+            "",
+            "| candidate | features | count/s | CV macro-F1 | " + " | ".join(labels) + " |",
+            "|---|---|---|---|" + "---|" * len(labels),
+            *[_candidate_row(row, labels) for row in card["candidates"]],
+            "",
+        ]
+    if card.get("thresholds"):
+        lines += ["## Thresholds", *[f"- {k}: {v}" for k, v in card["thresholds"].items()], ""]
+    if card.get("cv"):
+        lines += [
+            "## Metrics",
+            "| label | CV P | CV R | CV F1 | dev P | dev R | dev F1 | dev support |",
+            "|---|---|---|---|---|---|---|---|",
+            *[_metric_row(label, card) for label in labels],
+            f"| macro-F1 | | | {card['cv']['macro_f1']} | | | {_get(card.get('dev'), 'macro_f1')} | |",
+            f"| micro-F1 | | | {card['cv']['micro_f1']} | | | {_get(card.get('dev'), 'micro_f1')} | |",
+            "",
+        ]
+    for title, key in (("BBC checks (evaluation only)", "bbc"), ("Speed", "speed")):
+        section = card.get(key)
+        lines += [
+            f"## {title}",
+            *([f"- {k}: {v}" for k, v in section.items()] if section else ["- not run"]),
+            "",
+        ]
+    if card.get("notes"):
+        lines += ["## Notes", *[f"- {note}" for note in card["notes"]], ""]
     return "\n".join(lines)
 
 
 def _candidate_row(row: dict[str, Any], labels: list[str]) -> str:
     name = row["name"] + ("" if row["servable"] else " (not servable)")
-    cells = [name, str(row["n_features"]), str(row["cv_macro_f1"])]
+    rate = row.get("count_articles_per_s", "")
+    cells = [name, str(row["n_features"]), str(rate), str(row["cv_macro_f1"])]
     return "| " + " | ".join(cells + [str(row["cv_f1"][label]) for label in labels]) + " |"
 
 
 def _metric_row(label: str, card: dict[str, Any]) -> str:
     cv = card["cv"]["per_label"][label]
-    dev = card["dev"]["per_label"][label] if card["dev"] else {}
+    dev = card["dev"]["per_label"][label] if card.get("dev") else {}
     cells = [cv["precision"], cv["recall"], cv["f1"]]
     cells += [dev.get(k, "") for k in ("precision", "recall", "f1", "support")]
     return f"| {label} | " + " | ".join(str(cell) for cell in cells) + " |"

@@ -1,10 +1,14 @@
-"""Topic word lists taken from the annotation guideline (wikinews/GUIDELINE.md), not from any corpus.
+"""Hand-written topic word lists, written from the annotation guideline (wikinews/GUIDELINE.md).
 
-With 90 trade articles and two impeachment stories in training, many words the guideline names never
-get a reliable weight of their own. Each list becomes one feature (the share of an article's tokens
-on the list), so a rare guideline word such as "impeachment" or "embargo" borrows the weight the model
-learns for its whole topic. Lists are disjoint: a token counts towards one topic at most. Keys follow
-LABELS order: column j of the lexicon block is label j.
+Not learned and not taken from any corpus: a person wrote them from the guideline's label
+definitions, so they are a prior, and they can be wrong. With 90 trade articles and two impeachment
+stories in training, many words the guideline names never get a reliable weight of their own. Each
+list becomes one feature (sqrt of the share of a text's counted words on the list, see
+`classifiers.features`), so a rare guideline word such as "impeachment" or "embargo" borrows the
+weight the model learns for its whole topic. The block is used only because it wins in
+cross-validation (trade CV F1 0.67 -> 0.78; see the model card). Lists are disjoint: a word counts
+towards one topic at most. Keys follow LABELS order: column j of the lexicon block is label j.
+Words on sklearn's English stop list (e.g. "bill") are not counted when a candidate drops stop words.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Everything the model computes is linear up to a per-label sigmoid, so a whole ba
 sparse products: P(label) = 1 / (1 + exp(a * (x . w + b0) + b)), where (w, b0) is the logistic
 regression and (a, b) its Platt calibration (sklearn's CalibratedClassifierCV, method="sigmoid").
 Paragraphs are scored with the same weights and the same per-label thresholds as articles: a
-paragraph is read as a short article whose lead is the paragraph itself.
+paragraph is read as a short article.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit
 
-from classifiers.features import BatchCounts, TextFeaturizer
+from classifiers.features import BatchCounts, Featurizer
 
 MIN_PARAGRAPH_CHARS = 40
 EXPLANATION_TERMS = 5
@@ -90,7 +90,7 @@ class TopicModel:
         *,
         version: str,
         labels: tuple[str, ...],
-        featurizer: TextFeaturizer,
+        featurizer: Featurizer,
         coef: np.ndarray,
         intercept: np.ndarray,
         calibration: np.ndarray,
@@ -100,11 +100,14 @@ class TopicModel:
         self.version = version
         self.labels = tuple(labels)
         self.featurizer = featurizer
-        self.coef = coef  # (n_labels, 2 * n_features + n_labels): full, lead, lexicon blocks
+        self.coef = coef  # (n_labels, n_features + n_lexicon): TF-IDF block, lexicon block
         self.intercept = intercept  # (n_labels,)
         self.calibration = calibration  # (n_labels, 2): Platt a, b
         self.thresholds = dict(thresholds)
         self.config = dict(config)
+        expected = (len(self.labels), featurizer.n_features + featurizer.n_dense)
+        if coef.shape != expected:
+            raise ValueError(f"coefficients have shape {coef.shape}, features need {expected}")
 
     def predict(
         self, texts: Sequence[str], *, paragraphs: bool = True, explain: bool = True
@@ -112,16 +115,15 @@ class TopicModel:
         """Classify a batch of model texts (see `model_text`) in one vectorised pass."""
         documents = [split_paragraphs(text) for text in texts]
         counts = self.featurizer.count(documents)
-        full = self.featurizer.weigh(counts.article_full, self.featurizer.idf_full)
-        lead = self.featurizer.weigh(counts.article_lead, self.featurizer.idf_lead)
-        scores = self._scores(full, lead, counts.article_lexicon)
+        tfidf = self.featurizer.weigh(counts.article)
+        scores = self._scores(tfidf, self.featurizer.lexicon(counts.article))
         assigned = scores >= self._threshold_vector()
         paragraph_results: list[list[ParagraphPrediction]] = [[] for _ in texts]
         if paragraphs:
             paragraph_results = self._paragraphs(counts, len(texts))
         explanations: list[dict[str, list[str]]] = [{} for _ in texts]
         if explain:
-            explanations = self._explain(full, lead, assigned)
+            explanations = self._explain(tfidf, counts.article, assigned)
         return [
             self._prediction(row_scores, row_assigned, paragraph_results[i], explanations[i])
             for i, (row_scores, row_assigned) in enumerate(zip(scores, assigned, strict=True))
@@ -130,19 +132,18 @@ class TopicModel:
     def _threshold_vector(self) -> np.ndarray:
         return np.array([self.thresholds[label] for label in self.labels])
 
-    def _scores(self, full: sp.csr_matrix, lead: sp.csr_matrix, lexicon: np.ndarray) -> np.ndarray:
+    def _scores(self, tfidf: sp.csr_matrix, lexicon: np.ndarray) -> np.ndarray:
         """Calibrated probabilities, rounded to 4 dp so labels agree with the scores shown."""
         n = self.featurizer.n_features
-        weight = self.featurizer.lead_weight
-        decision = full @ self.coef[:, :n].T + weight * (lead @ self.coef[:, n : 2 * n].T)
-        decision = np.asarray(decision) + lexicon @ self.coef[:, 2 * n :].T + self.intercept
+        decision = np.asarray(tfidf @ self.coef[:, :n].T) + self.intercept
+        if lexicon.shape[1]:
+            decision = decision + lexicon @ self.coef[:, n:].T
         a, b = self.calibration[:, 0], self.calibration[:, 1]
         return np.round(expit(-(a * decision + b)), 4)
 
     def _paragraphs(self, counts: BatchCounts, n_articles: int) -> list[list[ParagraphPrediction]]:
-        full = self.featurizer.weigh(counts.paragraph_full, self.featurizer.idf_full)
-        lead = self.featurizer.weigh(counts.paragraph_lead, self.featurizer.idf_lead)
-        scores = self._scores(full, lead, counts.paragraph_lexicon)
+        tfidf = self.featurizer.weigh(counts.paragraph)
+        scores = self._scores(tfidf, self.featurizer.lexicon(counts.paragraph))
         assigned = scores >= self._threshold_vector()
         results: list[list[ParagraphPrediction]] = [[] for _ in range(n_articles)]
         for row, article in enumerate(counts.paragraph_article.tolist()):
@@ -152,33 +153,53 @@ class TopicModel:
         return results
 
     def _explain(
-        self, full: sp.csr_matrix, lead: sp.csr_matrix, assigned: np.ndarray
+        self, tfidf: sp.csr_matrix, counts: sp.csr_matrix, assigned: np.ndarray
     ) -> list[dict[str, list[str]]]:
-        """Top terms by contribution (tf-idf value x coefficient, full and lead summed per term).
+        """Top terms by contribution towards each assigned label.
 
-        The lexicon block is left out: it is a share of many words, not a term a reader can check.
+        A term's contribution is its tf-idf value x its coefficient, plus its part of the lexicon
+        block: each topic column's contribution (value x coefficient) is shared among the text's
+        words on that list in proportion to their counts, so a list word such as "tariffs" is shown
+        when the list pushed the label up.
         """
         n_features = self.featurizer.n_features
-        weight = self.featurizer.lead_weight
         terms = self.featurizer.terms
-        explanations: list[dict[str, list[str]]] = [{} for _ in range(full.shape[0])]
+        explanations: list[dict[str, list[str]]] = [{} for _ in range(tfidf.shape[0])]
         for j, label in enumerate(self.labels):
             rows = np.flatnonzero(assigned[:, j])
             if not len(rows):
                 continue
             direction = -np.sign(self.calibration[j, 0]) or 1.0
-            coef = direction * self.coef[j]
             contribution = sp.csr_matrix(
-                full[rows].multiply(coef[:n_features])
-                + lead[rows].multiply(weight * coef[n_features : 2 * n_features])
+                tfidf[rows].multiply(direction * self.coef[j, :n_features])
             )
+            if self.featurizer.n_dense:
+                contribution = contribution + self._lexicon_share(
+                    counts[rows], direction * self.coef[j, n_features:]
+                )
             for k, row in enumerate(rows.tolist()):
                 start, end = contribution.indptr[k], contribution.indptr[k + 1]
                 values = contribution.data[start:end]
                 top = np.argsort(-values, kind="stable")[:EXPLANATION_TERMS]
                 top = top[values[top] > 0]
-                explanations[row][label] = [terms[i] for i in contribution.indices[start:end][top]]
+                explanations[row][label] = terms[contribution.indices[start:end][top]].tolist()
         return explanations
+
+    def _lexicon_share(self, counts: sp.csr_matrix, coef: np.ndarray) -> sp.csr_matrix:
+        """Each list word's share of its topic column's contribution (rows x terms)."""
+        featurizer = self.featurizer
+        per_topic = featurizer.lexicon(counts) * coef  # rows x topics
+        hits = np.asarray((counts @ featurizer.lexicon_matrix).todense())
+        factor = per_topic / np.maximum(hits, 1.0)
+        counts = sp.csr_matrix(counts, copy=True)
+        row_of_entry = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
+        topic = featurizer.lexicon_topic[counts.indices]
+        on_list = topic >= 0
+        counts.data = np.where(
+            on_list, counts.data * factor[row_of_entry, np.maximum(topic, 0)], 0.0
+        )
+        counts.eliminate_zeros()
+        return counts
 
     def _labelled(
         self, scores: np.ndarray, assigned: np.ndarray
