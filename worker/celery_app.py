@@ -18,11 +18,14 @@ FETCH_QUEUE = "fetch"
 def redis_transport_options(visibility_timeout: int) -> dict[str, int]:
     """Redis redelivers a message whose worker died once it has been unacknowledged for the
     visibility timeout; kombu looks for such messages only every interval x throttle seconds
-    (100 s by default), so sweep a few times per timeout instead."""
+    (100 s by default), so sweep a few times per timeout instead. A sweep holds a lock in Redis
+    that outlives a worker killed mid-sweep by its expiry (300 s by default): keep that short too,
+    or one SIGKILL stops all redelivery for five minutes."""
     return {
         "visibility_timeout": visibility_timeout,
         "unacked_restore_interval": max(1, min(60, visibility_timeout // 4)),
         "unacked_restore_throttle": 1,
+        "unacked_mutex_expire": max(5, min(300, visibility_timeout)),
     }
 
 
