@@ -25,11 +25,13 @@ def enqueue_articles(
     *,
     app: Celery | None = None,
     source: str | None = None,
+    queue: str | None = None,
     on_sent: Callable[[int], None] | None = None,
 ) -> list[str]:
     """Send one job per article over one broker connection; return the job ids in order.
 
-    ``source`` fills the field of payloads that have none. ``on_sent(n)`` reports progress.
+    ``source`` fills the field of payloads that have none; ``queue`` overrides the default
+    ingest queue; ``on_sent(n)`` reports progress.
     """
     if app is None:
         from worker.celery_app import app as default_app
@@ -40,7 +42,7 @@ def enqueue_articles(
         for payload in payloads:
             if source and isinstance(payload, dict) and not payload.get("source"):
                 payload = {**payload, "source": source}
-            result = app.send_task(INGEST_TASK, args=(payload,), producer=producer)
+            result = app.send_task(INGEST_TASK, args=(payload,), producer=producer, queue=queue)
             ids.append(result.id)
             if on_sent:
                 on_sent(1)
