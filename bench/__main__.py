@@ -388,6 +388,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     payloads, broker_url=redis.url, database_url=url, workers=workers,
                     latency_fraction=0.5 if name == "e2e_postgres" else None,
                 )  # fmt: skip
+    from bench.fetch import measure_fetch
+
+    step("pages fetched and extracted (local site, 50 ms per page, 16 threads)")
+    results["fetch"] = measure_fetch(300, threads=16, latency=0.05)
     if args.query_rows:
         from bench.query import bench_query
 
@@ -452,6 +456,12 @@ def print_table(results: dict[str, Any]) -> None:
                 "-",
                 json.dumps(results[key].get("queries", results[key]))[:200],
             )
+    if "fetch" in results:
+        table.add_row(
+            "pages fetched + extracted, 16 threads",
+            str(results["fetch"].get("pages_per_s", "-")),
+            "50 ms per page, local site",
+        )
     for name, value in results["ratios"].items():
         table.add_row(f"ratio {name}", str(value), "")
     Console().print(table)
