@@ -6,7 +6,10 @@ A service test skips with the reason where no server answers, and fails when ``C
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,3 +31,19 @@ def service_missing(what: str) -> None:
     if IN_CI:
         pytest.fail(f"{what} (CI must provide it)")
     pytest.skip(what)
+
+
+def wait_until(
+    predicate: Callable[[], Any],
+    timeout: float = 90.0,
+    interval: float = 0.2,
+    what: str = "condition",
+) -> Any:
+    """Poll ``predicate`` until it returns something true (returned), or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not met in {timeout}s")

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from worker.query import iso
 from worker.settings import SettingsError, get_settings, redact_url
 
 app = typer.Typer(
@@ -159,14 +160,6 @@ def _json_default(value: object) -> object:
     if isinstance(value, datetime):
         return iso(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.isoformat()
 
 
 def _cell(value: object, *, csv: bool = False) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -11,19 +10,10 @@ from celery import Celery
 from sqlmodel import Session, select
 
 from tests.articles import make_articles
+from tests.conftest import wait_until
 from worker.store import Article, ArticleLabel, Job, get_engine
 
 pytestmark = pytest.mark.slow
-
-
-def wait_until(predicate, timeout: float = 90.0, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met in {timeout}s")
 
 
 def jobs_by_status(database_url: str) -> dict[str, int]:

@@ -17,7 +17,8 @@ from kombu import Connection
 
 from tests.articles import make_articles
 from tests.conftest import service_missing
-from tests.integration.test_reliability import client, counts, jobs_done, wait_for
+from tests.conftest import wait_until as wait_for
+from tests.integration.test_reliability import client, counts, jobs_done
 from worker import db
 from worker.client import enqueue_articles
 

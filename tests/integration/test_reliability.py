@@ -15,6 +15,7 @@ from celery import Celery
 from sqlmodel import Session, func, select
 
 from tests.articles import make_articles
+from tests.conftest import wait_until as wait_for
 from worker.client import enqueue_articles
 from worker.embedded import LocalRedis
 from worker.store import Article, Job, get_engine
@@ -36,16 +37,6 @@ def counts(database_url: str) -> tuple[int, int, dict[str, int]]:
         distinct = session.exec(select(func.count(func.distinct(Article.content_hash)))).one()
         statuses = dict(session.exec(select(Job.status, func.count()).group_by(Job.status)).all())
     return articles, distinct, statuses
-
-
-def wait_for(predicate, *, timeout: float, what: str, interval: float = 0.25):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"{what}: not within {timeout}s")
 
 
 def jobs_done(database_url: str) -> int:

@@ -7,14 +7,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlmodel import Session, select
 
 from tests.articles import make_articles
+from tests.conftest import wait_until
 from tests.unit.test_sources import LocalSite, Reply, page_html
 from worker.celery_app import FETCH_QUEUE, INGEST_QUEUE
 from worker.embedded import WorkerProcess
@@ -24,16 +24,6 @@ pytestmark = pytest.mark.slow
 on_sqlite = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 CHROME = ("navigation link", "cookies", "footer text", "All rights reserved")
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met in {timeout}s")
 
 
 def articles(database_url: str) -> list[Article]:
