@@ -74,7 +74,7 @@ def print_results(found: dict, database_url: str) -> None:
         scores = article.scores
         table.add_row(
             str(article.id),
-            (article.title or article.text[:60])[:70],
+            article.title or article.text[:80],
             ", ".join(article.labels) or "-",
             *(
                 f"{scores.get(label, 0.0):.2f}"
