@@ -17,6 +17,7 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 BROKER_SCHEMES = ("redis://", "rediss://", "redis+socket://", "amqp://", "amqps://", "pyamqp://")
 DATABASE_SCHEMES = ("sqlite", "postgresql")
+SECRET_BEARING = ("broker_url", "database_url")
 
 
 def _default_model_path() -> Path:
@@ -158,7 +159,12 @@ def load_settings(**overrides: object) -> Settings:
         lines = []
         for err in exc.errors():
             field = ".".join(str(part) for part in err["loc"])
-            lines.append(f"NEWSCLASS_{field.upper()}: {err['msg']} (got {err.get('input')!r})")
+            given = err.get("input")
+            if field in SECRET_BEARING and isinstance(given, str):
+                given = redact_url(given)  # a URL may carry a password: never print it
+            elif field == "api_token":
+                given = "***"
+            lines.append(f"NEWSCLASS_{field.upper()}: {err['msg']} (got {given!r})")
         raise SettingsError("bad configuration:\n  " + "\n  ".join(lines)) from None
 
 

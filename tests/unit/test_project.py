@@ -121,3 +121,11 @@ def test_no_pickle_anywhere() -> None:
     pattern = re.compile(r"\b(import pickle|pickle\.loads?|joblib\.load|cloudpickle)\b")
     for path in [*REPO.glob("worker/**/*.py"), *REPO.glob("classifiers/**/*.py")]:
         assert not pattern.search(path.read_text()), path
+
+
+def test_a_bad_url_setting_does_not_print_its_password(monkeypatch) -> None:
+    monkeypatch.setenv("NEWSCLASS_BROKER_URL", "http://user:hunter2@broker.example/0")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "hunter2" not in str(caught.value)
+    assert "NEWSCLASS_BROKER_URL" in str(caught.value)
