@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -219,40 +219,79 @@ def enqueue(
         float,
         typer.Option(help="Seconds --wait waits at most.", envvar="NEWSCLASS_ENQUEUE_TIMEOUT"),
     ] = 600.0,
+    resend_after: Annotated[
+        float,
+        typer.Option(
+            help="With --wait: send jobs again (same ids) that have no outcome after this many "
+            "seconds, in case the broker lost them (0: never).",
+            envvar="NEWSCLASS_ENQUEUE_RESEND_AFTER",
+        ),
+    ] = 300.0,
 ) -> None:
     """Send articles to the workers: one ingest job per article."""
     from worker.client import enqueue_articles
 
     settings = settings_or_exit()
-    payloads = list(iter_payloads(paths or [], jsonl))
+    payloads = [with_source(p, source) for p in iter_payloads(paths or [], jsonl)]
     if not payloads and not url:
         raise fail("nothing to enqueue: give files, folders, --jsonl or --url")
     ids: list[str] = []
     if payloads:
         with progress_bar() as bar:
             task = bar.add_task("enqueue", total=len(payloads))
-            ids = enqueue_articles(payloads, source=source, on_sent=lambda n: bar.advance(task, n))
+            ids = enqueue_articles(payloads, on_sent=lambda n: bar.advance(task, n))
+    sent = dict(zip(ids, payloads, strict=True))
     if url:
         ids += enqueue_pages(url, source=source)
     err.print(f"enqueued {len(ids)} jobs on {redact_url(settings.broker_url)}", highlight=False)
     if wait:
-        report_outcomes(ids, timeout=timeout)
+        report_outcomes(ids, timeout=timeout, resend_payloads=sent, resend_after=resend_after)
     else:
         for job_id in ids:
             sys.stdout.write(job_id + "\n")
 
 
-def report_outcomes(ids: Sequence[str], *, timeout: float) -> dict:
-    from worker.client import wait_for_jobs
+def with_source(payload: object, source: str | None) -> object:
+    """The payload with ``source`` filled in where it has none."""
+    if source and isinstance(payload, dict) and not payload.get("source"):
+        return {**payload, "source": source}
+    return payload
+
+
+def report_outcomes(
+    ids: Sequence[str],
+    *,
+    timeout: float,
+    resend_payloads: Mapping[str, object] | None = None,
+    resend_after: float = 0.0,
+) -> dict:
+    """Wait for the jobs' outcomes and print them; jobs in ``resend_payloads`` still without an
+    outcome after ``resend_after`` seconds are sent again under the same ids."""
+    from functools import partial
+
+    from worker.client import send_again, wait_for_jobs
 
     settings = get_settings()
+    resend = None
+    if resend_payloads and resend_after > 0:
+        payloads = resend_payloads
+
+        def resend_missing(missing: Sequence[str]) -> None:
+            again = [job_id for job_id in missing if job_id in payloads]
+            if again:
+                err.print(f"no outcome yet for {len(again)} jobs: sending them again")
+                send_again(payloads, again)
+
+        resend = resend_missing
     with progress_bar() as bar:
         task = bar.add_task("waiting for outcomes", total=len(ids))
         found = wait_for_jobs(
             ids,
             database_url=settings.database_url,
             timeout=timeout,
-            on_progress=lambda n: bar.advance(task, n),
+            on_progress=partial(bar.advance, task),
+            resend=resend,
+            resend_after=resend_after or 300.0,
         )
     counts: dict[str, int] = {}
     for job in found.values():

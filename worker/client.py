@@ -7,7 +7,7 @@ object, so any Celery client can do what ``enqueue_articles`` does.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from sqlmodel import Session
@@ -21,7 +21,7 @@ INGEST_TASK = "newsclass.ingest_article"
 
 
 def enqueue_articles(
-    payloads: Iterable[dict],
+    payloads: Iterable[object],
     *,
     app: Celery | None = None,
     source: str | None = None,
@@ -56,12 +56,21 @@ def wait_for_jobs(
     timeout: float = 300.0,
     poll: float = 0.25,
     on_progress: Callable[[int], None] | None = None,
+    resend: Callable[[Sequence[str]], None] | None = None,
+    resend_after: float = 300.0,
 ) -> dict[str, Job]:
-    """Block until every job has a recorded outcome (or the timeout passes); return those found."""
+    """Block until every job has a recorded outcome (or the timeout passes); return those found.
+
+    With ``resend``, jobs still without an outcome ``resend_after`` seconds after they were last
+    sent are sent again under the same ids: a message lost by the broker (kombu's Redis transport
+    can lose one in flight when a worker or Redis dies) is then delivered after all, and a copy
+    that arrives twice is a no-op (one outcome per job id, one article per content hash).
+    """
     engine = get_engine(database_url)
     pending = set(job_ids)
     found: dict[str, Job] = {}
     deadline = time.monotonic() + timeout
+    last_sent = time.monotonic()
     while pending and time.monotonic() < deadline:
         with Session(engine) as session:
             for chunk in _chunks(sorted(pending), 500):
@@ -70,9 +79,26 @@ def wait_for_jobs(
                 pending.difference_update(new)
                 if on_progress and new:
                     on_progress(len(new))
+        if pending and resend is not None and time.monotonic() - last_sent >= resend_after:
+            resend(sorted(pending))
+            last_sent = time.monotonic()
         if pending:
             time.sleep(poll)
     return found
+
+
+def send_again(
+    payloads: Mapping[str, object], job_ids: Sequence[str], *, app: Celery | None = None
+) -> int:
+    """Send the given jobs again under their own ids, from their payloads."""
+    if app is None:
+        from worker.celery_app import app as default_app
+
+        app = default_app
+    with app.producer_or_acquire() as producer:
+        for job_id in job_ids:
+            app.send_task(INGEST_TASK, args=(payloads[job_id],), task_id=job_id, producer=producer)
+    return len(job_ids)
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:

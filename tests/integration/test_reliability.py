@@ -293,3 +293,38 @@ def test_job_id_lookup(broker_url, database_url, stack_env, start_worker, newscl
     assert job_id in shown and '"stored"' in shown
     missing = newsclass("jobs", "show", str(uuid.uuid4()), check=False)
     assert missing.returncode == 1 and "no job" in missing.stderr
+
+
+def test_enqueue_wait_sends_again_what_the_broker_lost(
+    broker_url, tmp_path: Path, start_worker
+) -> None:
+    """`enqueue --wait` closes kombu's in-flight gap for its own jobs: the queue is emptied
+    behind its back (every message lost), and it sends them again under the same ids."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import redis as redis_lib
+
+    from worker import db
+
+    database_url = f"sqlite:///{tmp_path / 'resend.db'}"
+    db.upgrade(database_url)
+    env = {"NEWSCLASS_BROKER_URL": broker_url, "NEWSCLASS_DATABASE_URL": database_url}
+    jsonl = tmp_path / "a.jsonl"
+    jsonl.write_text("".join(json.dumps(a) + "\n" for a in make_articles(20, seed=17)))
+    enqueue = subprocess.Popen(
+        [sys.executable, "-m", "worker", "enqueue", "--jsonl", str(jsonl), "--wait",
+         "--timeout", "60", "--resend-after", "3"],
+        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    broker = redis_lib.Redis.from_url(broker_url)
+    wait_for(lambda: broker.llen("celery") == 20, timeout=30, what="20 messages queued")
+    broker.delete("celery")  # the broker "loses" every message
+    start_worker(env, concurrency=1)
+    out, errors = enqueue.communicate(timeout=90)
+    assert enqueue.returncode == 0, errors
+    assert "stored 20" in out
+    assert "sending them again" in errors
+    assert counts(database_url)[:2] == (20, 20)
