@@ -6,6 +6,7 @@ object, so any Celery client can do what ``enqueue_articles`` does.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -108,19 +109,7 @@ def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
 
 def resend_failed(jobs: Iterable[Job], *, app: Celery | None = None) -> int:
     """Send failed jobs again from their kept payloads, under their own ids."""
-    import json
-
-    if app is None:
-        from worker.celery_app import app as default_app
-
-        app = default_app
-    sent = 0
-    with app.producer_or_acquire() as producer:
-        for job in jobs:
-            if job.status != "failed" or not job.payload:
-                continue
-            app.send_task(
-                INGEST_TASK, args=(json.loads(job.payload),), task_id=job.id, producer=producer
-            )
-            sent += 1
-    return sent
+    payloads = {
+        job.id: json.loads(job.payload) for job in jobs if job.status == "failed" and job.payload
+    }
+    return send_again(payloads, list(payloads), app=app)
