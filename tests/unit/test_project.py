@@ -123,6 +123,20 @@ def test_no_pickle_anywhere() -> None:
         assert not pattern.search(path.read_text()), path
 
 
+def test_redis_brokers_use_newsclass_transport_and_tls_verifies() -> None:
+    import ssl
+
+    from worker.celery_app import broker_transport_settings
+
+    transport = "worker.redis_transport:Transport"
+    assert broker_transport_settings("redis://127.0.0.1:6379/0") == {"broker_transport": transport}
+    assert broker_transport_settings("rediss://h:6380/0")["broker_use_ssl"] == {
+        "ssl_cert_reqs": ssl.CERT_REQUIRED
+    }
+    assert "broker_use_ssl" not in broker_transport_settings("rediss://h/0?ssl_cert_reqs=none")
+    assert broker_transport_settings("amqp://guest:guest@127.0.0.1:5672//") == {}
+
+
 def test_a_bad_url_setting_does_not_print_its_password(monkeypatch) -> None:
     monkeypatch.setenv("NEWSCLASS_BROKER_URL", "http://user:hunter2@broker.example/0")
     with pytest.raises(SettingsError) as caught:
