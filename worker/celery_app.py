@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from celery import Celery
 
+from worker import redis_transport
 from worker.settings import get_settings
 
 # Ingest jobs use Celery's default queue, so any client's plain send_task reaches the workers.
@@ -40,7 +41,7 @@ def broker_transport_settings(broker_url: str) -> dict[str, object]:
     parts = urlsplit(broker_url)
     if parts.scheme not in ("redis", "rediss"):
         return {}
-    options: dict[str, object] = {"broker_transport": "worker.redis_transport:Transport"}
+    options: dict[str, object] = {"broker_transport": redis_transport.NAME}
     if parts.scheme == "rediss" and "ssl_cert_reqs" not in parse_qs(parts.query):
         options["broker_use_ssl"] = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
     return options

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -44,10 +44,17 @@ def redis_server_binary() -> str:
 class LocalRedis:
     """A throwaway Redis on a free loopback port, keeping nothing on disk."""
 
-    def __init__(self, port: int | None = None, *, persist_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        persist_dir: str | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         """``persist_dir``: keep an append-only file there (survives a restart), as production
-        Redis should; by default nothing is kept."""
+        Redis should; by default nothing is kept. ``extra_args`` go to redis-server as they are."""
         self.port = port or free_port()
+        self.extra_args = list(extra_args)
         self.persist = persist_dir is not None
         self.dir = persist_dir or tempfile.mkdtemp(prefix="newsclass-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -62,6 +69,7 @@ class LocalRedis:
             "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
             "--appendonly", "yes" if self.persist else "no", "--appendfsync", "always",
             "--dir", self.dir, "--daemonize", "no", "--protected-mode", "yes",
+            *self.extra_args,
         ]  # fmt: skip
         with open(Path(self.dir) / "redis.log", "ab") as log:  # the child keeps its own copy
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)

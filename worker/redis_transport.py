@@ -15,7 +15,7 @@ no-op.
 Publishing, the unacknowledged hash, redelivery after the visibility timeout and fanout are all
 kombu's, unchanged: producers and consumers on plain kombu share the same queues. Needs Redis 6.2
 or newer (BLMOVE). Selected by ``broker_transport`` in :mod:`worker.celery_app` for redis:// and
-rediss:// URLs; ``global_keyprefix`` is not supported.
+rediss:// URLs (logs show them as newsclass-redis://); ``global_keyprefix`` is not supported.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from contextlib import suppress
 from time import monotonic, time
 from typing import Any
 
+from kombu.transport import TRANSPORT_ALIASES, virtual
 from kombu.transport import redis as kombu_redis
-from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 
@@ -280,3 +280,8 @@ class Transport(kombu_redis.Transport):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.cycle = MultiChannelPoller()  # type: ignore[assignment]
+
+
+# The name under which logs show the broker URL (newsclass-redis://host:port/db).
+NAME = "newsclass-redis"
+TRANSPORT_ALIASES.setdefault(NAME, f"{__name__}:Transport")

@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import redis as redis_lib
 import sqlalchemy as sa
 from celery import Celery
 from sqlmodel import Session, func, select
@@ -223,8 +224,8 @@ def test_redis_restart_mid_run_the_worker_reconnects_and_finishes(
 ) -> None:
     """Redis (with its append-only file, as in production) goes down mid-run and comes back.
 
-    The workers reconnect by themselves and finish the queue: every job is stored, those sent
-    before the outage and those sent after.
+    The workers reconnect by themselves, also while Redis is still loading its file, and finish
+    the queue: every job is stored, those sent before the outage and those sent after.
     """
     database_url = f"sqlite:///{tmp_path / 'restart.db'}"
     from worker import db
@@ -243,19 +244,24 @@ def test_redis_restart_mid_run_the_worker_reconnects_and_finishes(
         start_worker(env, concurrency=2)
         enqueue_articles(make_articles(1500, seed=9), app=client(redis.url))
         wait_for(lambda: jobs_done(database_url) >= 100, timeout=60, what="first 100 jobs")
+        # Ballast, so that loading the file takes a few seconds after the restart (redis-server's
+        # key-load-delay slows each key): the workers' reconnects land in that window.
+        ballast = redis_lib.Redis(port=redis.port).pipeline(transaction=False)
+        for i in range(40_000):
+            ballast.set(f"ballast:{i}", "x")
+        ballast.execute()
         redis.stop()  # Redis goes down mid-run (its append-only file keeps the queue) ...
-        # ... and restarts. Celery retries after 2 s, then 4 s more: restarting at 3.5 s keeps
-        # that retry out of the instant Redis is still loading its file (a consumer that
-        # reconnects into "Redis is loading the dataset" can hang: a known Celery/kombu issue,
-        # see the README).
-        time.sleep(3.5)
-        redis = LocalRedis(port=redis.port, persist_dir=str(data)).start()
+        # ... and restarts at once; until it has loaded its file it answers "Redis is loading
+        # the dataset in memory", and the workers keep trying.
+        slow = ["--key-load-delay", "25"]
+        redis = LocalRedis(port=redis.port, persist_dir=str(data), extra_args=slow).start(60)
         later = enqueue_articles(make_articles(200, seed=10), app=client(redis.url))
         wait_for(lambda: jobs_done(database_url) >= 1700, timeout=90, what="the rest after restart")
         time.sleep(6)  # a visibility timeout, for redelivered messages to settle
         articles, distinct, statuses = counts(database_url)
         assert articles == distinct == 1700 and statuses == {"stored": 1700}
         assert set(later) <= _job_ids(database_url)
+        assert "loading the dataset" in (tmp_path / "worker-0.log").read_text()
     finally:
         redis.stop()
 

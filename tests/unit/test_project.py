@@ -128,7 +128,7 @@ def test_redis_brokers_use_newsclass_transport_and_tls_verifies() -> None:
 
     from worker.celery_app import broker_transport_settings
 
-    transport = "worker.redis_transport:Transport"
+    transport = "newsclass-redis"
     assert broker_transport_settings("redis://127.0.0.1:6379/0") == {"broker_transport": transport}
     assert broker_transport_settings("rediss://h:6380/0")["broker_use_ssl"] == {
         "ssl_cert_reqs": ssl.CERT_REQUIRED
