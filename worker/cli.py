@@ -743,9 +743,12 @@ def reclassify(
 ) -> None:
     """Re-label stored articles with a model, through the queue in batches; earlier versions'
     labels stay queryable (query --model-version V)."""
+    from functools import partial
+
     from sqlmodel import Session
 
     from classifiers import ModelLoadError, load_model
+    from worker.client import enqueue_reclassify
     from worker.query import build_filter
     from worker.reclassify import ReclassifyRequest
     from worker.store import find_article_versions, get_engine
@@ -795,10 +798,6 @@ def reclassify(
         ).payload()
         for chunk in chunks
     ]
-    from functools import partial
-
-    from worker.client import enqueue_reclassify
-
     with progress_bar() as bar:
         task = bar.add_task("enqueue", total=len(todo))
         sent = enqueue_reclassify(requests, on_sent=partial(bar.advance, task))

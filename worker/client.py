@@ -151,7 +151,8 @@ def wait_for_versions(
     engine = get_engine(database_url)
     deadline = time.monotonic() + timeout
     last_sent = time.monotonic()
-    reached = 0
+    versions: dict[int, ArticleVersion] = {}
+    pending = list(dict.fromkeys(article_ids))  # not yet seen at the version: read again
     outcomes: dict[str, Job] = {}
     while True:
         # Outcomes first: a job's outcome commits with its articles, so versions read after
@@ -161,16 +162,13 @@ def wait_for_versions(
             for chunk in _chunks(pending_jobs, 500):
                 outcomes.update(get_jobs(session=session, job_ids=chunk))
         with Session(engine) as session:
-            versions = get_article_versions(session=session, article_ids=article_ids)
-        now_at = sum(
-            1 for i in article_ids if i in versions and versions[i].model_version == model_version
-        )
-        if on_progress and now_at > reached:
-            on_progress(now_at - reached)
-        reached = max(reached, now_at)
-        if now_at == len(article_ids) or len(outcomes) == len(job_ids):
-            return versions, outcomes
-        if time.monotonic() >= deadline:
+            fresh = get_article_versions(session=session, article_ids=pending)
+        versions.update(fresh)
+        done = {i for i, found in fresh.items() if found.model_version == model_version}
+        pending = [i for i in pending if i not in done]
+        if on_progress and done:
+            on_progress(len(done))
+        if not pending or len(outcomes) == len(job_ids) or time.monotonic() >= deadline:
             return versions, outcomes
         if resend is not None and time.monotonic() - last_sent >= resend_after:
             resend(sorted(set(job_ids) - set(outcomes)))
