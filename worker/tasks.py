@@ -182,7 +182,13 @@ def ingest_article(requests: list[SimpleRequest]) -> None:
     run_jobs(jobs_of(requests))
 
 
-@app.task(bind=True, name=RECLASSIFY_TASK, acks_late=True, ignore_result=True)
+@app.task(
+    bind=True,
+    name=RECLASSIFY_TASK,
+    acks_late=True,
+    ignore_result=True,
+    max_retries=_settings.max_retries,  # past it the job is recorded rejected, never dropped
+)
 def reclassify_articles(self: Task, *args: Any, **kwargs: Any) -> None:
     """Public task: re-label stored articles (one JSON object: ``article_ids``, and optionally
     ``model_path`` and ``model_version``). A bad request or a model that cannot be used is a
@@ -191,6 +197,8 @@ def reclassify_articles(self: Task, *args: Any, **kwargs: Any) -> None:
     attempts = 1 + int(self.request.retries or 0)
     payload = payload_of(self.request)
     try:
+        if isinstance(payload, _BadCall):
+            raise RejectedInput(f"a reclassify job is one JSON object, not a {payload!r}")
         request = parse_request(payload)
     except RejectedInput as exc:
         record_reclassify_rejected(job_id, payload, exc.reason, attempts=attempts)

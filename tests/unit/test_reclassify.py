@@ -110,3 +110,50 @@ def test_the_worker_loads_a_model_file_once_and_refuses_a_bad_path(tmp_path: Pat
     not_a_model.write_text("not a model")
     with pytest.raises(ModelLoadError, match="not a skops model file"):
         get_model_at(not_a_model)
+
+
+def test_the_task_records_every_job_and_never_raises(tmp_path: Path, monkeypatch) -> None:
+    """The task run in-process (Celery's apply) on a SQLite file: bad requests, a model path
+    that holds no model, a model of another version and a database that keeps failing all end
+    in a recorded outcome with the reason."""
+    import sqlalchemy as sa
+    from sqlmodel import Session
+
+    from worker import db, tasks
+    from worker.store import get_engine, get_jobs
+
+    url = f"sqlite:///{tmp_path / 'newsclass.db'}"
+    db.upgrade(url)
+    monkeypatch.setattr(tasks, "_engine", lambda: get_engine(url))
+    version = tasks.get_model().version
+
+    def run(job_id: str, *args: object, **kwargs: object) -> tuple[str, str]:
+        tasks.reclassify_articles.apply(args=args, kwargs=kwargs, task_id=job_id)
+        with Session(get_engine(url)) as session:
+            job = get_jobs(session=session, job_ids=[job_id])[job_id]
+        return job.status, job.reason or ""
+
+    assert run("not-object", "1,2") == (
+        "rejected",
+        "reclassify: a reclassify job is one JSON object with article_ids, not str",
+    )
+    status, reason = run("two-args", {"article_ids": [1]}, {"article_ids": [2]})
+    assert status == "rejected" and "one JSON object, not a <call with 2 positional" in reason
+    status, reason = run("no-model", {"article_ids": [1], "model_path": str(tmp_path / "x.skops")})
+    assert status == "rejected" and "cannot use the model" in reason and "does not exist" in reason
+    status, reason = run("other-version", {"article_ids": [1], "model_version": "v-elsewhere"})
+    assert status == "rejected" and f"is version {version}, not v-elsewhere" in reason
+    status, reason = run("lenient", article_ids=[1], model_version=version)
+    assert (status, reason) == (
+        "reclassified",
+        f"reclassified 0 of 1 articles with {version} (0 with other labels than before, 1 missing)",
+    )
+
+    def database_down(*_: object, **__: object) -> None:
+        raise sa.exc.OperationalError("SELECT 1", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(tasks, "process_reclassify", database_down)
+    monkeypatch.setattr(tasks, "backoff", lambda attempts: 0.0)
+    status, reason = run("db-down", {"article_ids": [1]})
+    assert status == "rejected" and "database is locked" in reason
+    assert reason.startswith(f"reclassify: gave up after {tasks._settings.max_retries + 1} tries")
