@@ -62,11 +62,21 @@ def make_article(serial: int, topics: tuple[str, ...], rng: random.Random) -> di
     }
 
 
+MIXES: list[tuple[str, ...]] = [
+    ("defence",), ("trade",), ("domestic_politics",), (), ("defence", "trade"),
+    ("trade", "domestic_politics"),
+]  # fmt: skip
+
+
 def make_articles(n: int, seed: int = 7) -> list[dict]:
     """``n`` articles cycling through single topics, pairs and no topic."""
     rng = random.Random(seed)
-    mixes: list[tuple[str, ...]] = [
-        ("defence",), ("trade",), ("domestic_politics",), (), ("defence", "trade"),
-        ("trade", "domestic_politics"),
-    ]  # fmt: skip
-    return [make_article(i, mixes[i % len(mixes)], rng) for i in range(n)]
+    return [make_article(i, MIXES[i % len(MIXES)], rng) for i in range(n)]
+
+
+def make_labelled(n: int, seed: int = 7) -> list[dict]:
+    """``n`` articles as training records (``title``, ``text``, ``labels``: their topics)."""
+    return [
+        {"title": a["title"], "text": a["body"], "labels": list(MIXES[i % len(MIXES)])}
+        for i, a in enumerate(make_articles(n, seed=seed))
+    ]

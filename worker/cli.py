@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -598,6 +599,13 @@ def show(
     out.print(f"labels: {_cell(detail['labels']) or 'none'}   scores: {_cell(detail['scores'])}")
     for name, terms in detail["explanation"].items():
         out.print(f"why {name}: {', '.join(terms)}", highlight=False)
+    history: dict[str, list[str]] = {}
+    for row in detail["label_history"]:
+        history.setdefault(row["model_version"], []).append(f"{row['label']}={row['score']:.2f}")
+    if set(history) - {detail["model_version"]}:
+        for version, labels in history.items():
+            current = " (current)" if version == detail["model_version"] else ""
+            out.print(f"labels of {version}{current}: {', '.join(labels)}", highlight=False)
     emit(
         [{**p, "text": (p.get("text") or "")[:160]} for p in detail["paragraphs"]],
         "table",
@@ -605,6 +613,299 @@ def show(
         title="paragraphs",
     )
     out.print(detail["text"], highlight=False, markup=False)
+
+
+class ReclassifyFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+@app.command(
+    epilog=example(
+        "newsclass reclassify --model models/mine/model.skops --label trade --since 2026-01-01 "
+        "--wait\n"
+        "  newsclass reclassify --model-version tfidf-lr-2026.01.05-1a2b3c4d --dry-run\n"
+        "  newsclass reclassify --wait   # every article back to the workers' own model"
+    )
+)
+def reclassify(
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            help="Model file (skops) to re-label with, at a path the workers can read "
+            "(default: NEWSCLASS_MODEL_PATH, the workers' own model).",
+            envvar="NEWSCLASS_RECLASSIFY_MODEL",
+        ),
+    ] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Only articles with this label (repeatable).", envvar="NEWSCLASS_RECLASSIFY_LABEL"
+        ),
+    ] = None,
+    all_labels: Annotated[
+        bool, typer.Option("--all", help="With several --label: articles having all of them.")
+    ] = False,
+    min_score: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Only labels scored at least this.",
+            envvar="NEWSCLASS_RECLASSIFY_MIN_SCORE",
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="At or after this time (see --time), ISO 8601.",
+            envvar="NEWSCLASS_RECLASSIFY_SINCE",
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            help="Before this time (see --time), ISO 8601.", envvar="NEWSCLASS_RECLASSIFY_UNTIL"
+        ),
+    ] = None,
+    time: Annotated[
+        TimeKind,
+        typer.Option(
+            help="The time --since and --until use: published (else ingested), or ingested.",
+            envvar="NEWSCLASS_RECLASSIFY_TIME",
+        ),
+    ] = TimeKind.published,
+    source: Annotated[
+        str | None, typer.Option(help="Only this source.", envvar="NEWSCLASS_RECLASSIFY_SOURCE")
+    ] = None,
+    search: Annotated[
+        str | None,
+        typer.Option(
+            help='Full text of title and text: words, "a phrase", OR, -word.',
+            envvar="NEWSCLASS_RECLASSIFY_SEARCH",
+        ),
+    ] = None,
+    model_version: Annotated[
+        str | None,
+        typer.Option(
+            help="Only articles whose current labels are this model version's (with --label: "
+            "articles this version gave the label).",
+            envvar="NEWSCLASS_RECLASSIFY_MODEL_VERSION",
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="At most this many articles (by id).", envvar="NEWSCLASS_RECLASSIFY_LIMIT"
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=10_000,
+            help="Articles per job: each job is classified in one call and stored in one "
+            "transaction.",
+            envvar="NEWSCLASS_RECLASSIFY_BATCH_SIZE",
+        ),
+    ] = 200,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            help="Wait until every article has the new version and print a summary.",
+            envvar="NEWSCLASS_RECLASSIFY_WAIT",
+        ),
+    ] = False,
+    timeout: Annotated[
+        float,
+        typer.Option(help="Seconds --wait waits at most.", envvar="NEWSCLASS_RECLASSIFY_TIMEOUT"),
+    ] = 600.0,
+    resend_after: Annotated[
+        float,
+        typer.Option(
+            help="With --wait: send jobs again (same ids) that have no outcome after this many "
+            "seconds, in case the broker lost them (0: never).",
+            envvar="NEWSCLASS_RECLASSIFY_RESEND_AFTER",
+        ),
+    ] = 300.0,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Only say which articles would be re-labelled, and by which version; send nothing.",
+            envvar="NEWSCLASS_RECLASSIFY_DRY_RUN",
+        ),
+    ] = False,
+    fmt: Annotated[
+        ReclassifyFormat,
+        typer.Option("--format", help="Output format of the summary.", envvar="NEWSCLASS_FORMAT"),
+    ] = ReclassifyFormat.table,
+) -> None:
+    """Re-label stored articles with a model, through the queue in batches; earlier versions'
+    labels stay queryable (query --model-version V)."""
+    from functools import partial
+
+    from sqlmodel import Session
+
+    from classifiers import ModelLoadError, load_model
+    from worker.client import enqueue_reclassify
+    from worker.query import build_filter
+    from worker.reclassify import ReclassifyRequest
+    from worker.store import find_article_versions, get_engine
+
+    settings = settings_or_exit()
+    try:
+        where = build_filter(
+            labels=label or (),
+            all_labels=all_labels,
+            min_score=min_score,
+            since=since,
+            until=until,
+            time=time.value,
+            source=source,
+            search=search,
+            model_version=model_version,
+            names={"label": "--label", "since": "--since", "until": "--until"},
+        )
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    model_path = (model or settings.model_path).expanduser().resolve()
+    try:
+        version = load_model(model_path).version
+    except ModelLoadError as exc:
+        raise fail(f"{'--model' if model else 'NEWSCLASS_MODEL_PATH'}: {exc}") from None
+    with Session(get_engine(settings.database_url)) as session:
+        selected = find_article_versions(session=session, where=where, limit=limit)
+    todo = [a for a in selected if a.model_version != version]
+    plan = {
+        "selected": len(selected),
+        "to_reclassify": len(todo),
+        "already": len(selected) - len(todo),
+        "model_version": version,
+        "model_path": str(model_path),
+        "from_versions": dict(sorted(Counter(a.model_version for a in todo).items())),
+        "jobs": -(-len(todo) // batch_size),
+    }
+    if dry_run or not todo:
+        _print_plan(plan, fmt, dry_run=dry_run)
+        return
+    chunks = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+    requests = [
+        ReclassifyRequest(
+            tuple(a.id for a in chunk),
+            model_path=str(model_path) if model else None,
+            model_version=version,
+        ).payload()
+        for chunk in chunks
+    ]
+    with progress_bar() as bar:
+        task = bar.add_task("enqueue", total=len(todo))
+        sent = enqueue_reclassify(requests, on_sent=partial(bar.advance, task))
+    err.print(
+        f"enqueued {len(sent)} reclassify jobs for {len(todo)} articles "
+        f"({plan['already']} already at {version}) on {redact_url(settings.broker_url)}",
+        highlight=False,
+    )
+    if not wait:
+        for job_id in sent:
+            sys.stdout.write(job_id + "\n")
+        return
+    report_reclassified(
+        todo,
+        sent,
+        model_version=version,
+        selected=len(selected),
+        fmt=fmt,
+        timeout=timeout,
+        resend_after=resend_after,
+    )
+
+
+def _print_plan(plan: dict, fmt: ReclassifyFormat, *, dry_run: bool) -> None:
+    if fmt == ReclassifyFormat.json:
+        sys.stdout.write(json.dumps({**plan, "dry_run": dry_run}) + "\n")
+        return
+    if not plan["to_reclassify"]:
+        out.print(
+            f"nothing to do: {plan['selected']} articles selected, all at {plan['model_version']}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
+    versions = ", ".join(f"{v} ({n})" for v, n in plan["from_versions"].items())
+    out.print(
+        f"would reclassify {plan['to_reclassify']} of {plan['selected']} articles in "
+        f"{plan['jobs']} jobs: {versions} -> {plan['model_version']}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def report_reclassified(
+    todo: Sequence[Any],
+    sent: Mapping[str, object],
+    *,
+    model_version: str,
+    selected: int,
+    fmt: ReclassifyFormat,
+    timeout: float,
+    resend_after: float,
+) -> None:
+    """Wait until the articles have the new version (or every job has an outcome) and print what
+    changed: versions before and after, label changes; exit 1 if some articles did not change."""
+    from functools import partial
+
+    from worker.client import RECLASSIFY_TASK, send_again, wait_for_versions
+    from worker.reclassify import summarise
+
+    settings = get_settings()
+
+    def resend_missing(missing: Sequence[str]) -> None:
+        if missing:
+            err.print(f"no outcome yet for {len(missing)} jobs: sending them again")
+            send_again(sent, missing, task=RECLASSIFY_TASK)
+
+    with progress_bar() as bar:
+        task = bar.add_task("reclassifying", total=len(todo))
+        versions, outcomes = wait_for_versions(
+            [a.id for a in todo],
+            model_version=model_version,
+            job_ids=list(sent),
+            database_url=settings.database_url,
+            timeout=timeout,
+            on_progress=partial(bar.advance, task),
+            resend=resend_missing if resend_after > 0 else None,
+            resend_after=resend_after or 300.0,
+        )
+    summary = summarise(todo, versions, model_version=model_version, selected=selected)
+    rejected = [
+        {"job": job.id, "reason": job.reason}
+        for job in outcomes.values()
+        if job.status == "rejected"
+    ]
+    summary["rejected_jobs"] = rejected
+    if fmt == ReclassifyFormat.json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    else:
+        versions_before = ", ".join(f"{v} ({n})" for v, n in summary["from_versions"].items())
+        out.print(
+            f"reclassified {summary['reclassified']} of {summary['sent']} articles: "
+            f"{versions_before} -> {model_version}; labels changed on {summary['labels_changed']}"
+            + (f"; {summary['already']} already at it" if summary["already"] else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
+        table = Table(title="labels")
+        for column in ("label", "before", "after", "gained", "lost"):
+            table.add_column(column, justify="left" if column == "label" else "right")
+        for name, counts in summary["labels"].items():
+            table.add_row(name, *(str(counts[k]) for k in ("before", "after", "gained", "lost")))
+        out.print(table)
+        for row in rejected:
+            out.print(f"  job {row['job']} rejected: {row['reason']}", highlight=False)
+    if summary["pending"]:
+        err.print(f"{summary['pending']} articles are not at {model_version}", highlight=False)
+        raise typer.Exit(1)
 
 
 @app.command(
@@ -728,7 +1029,10 @@ def jobs(
     ctx: typer.Context,
     status: Annotated[
         str | None,
-        typer.Option(help="stored, duplicate, rejected or failed.", envvar="NEWSCLASS_JOB_STATUS"),
+        typer.Option(
+            help="stored, duplicate, rejected, failed or reclassified.",
+            envvar="NEWSCLASS_JOB_STATUS",
+        ),
     ] = None,
     limit: Annotated[int, typer.Option(min=1, help="Most rows.")] = 50,
     fmt: Annotated[
@@ -740,10 +1044,10 @@ def jobs(
         return
     from sqlmodel import Session
 
-    from worker.store import JOB_STATUSES, find_jobs, get_engine
+    from worker.store import ALL_JOB_STATUSES, find_jobs, get_engine
 
-    if status is not None and status not in JOB_STATUSES:
-        raise fail(f"--status: one of {', '.join(JOB_STATUSES)}")
+    if status is not None and status not in ALL_JOB_STATUSES:
+        raise fail(f"--status: one of {', '.join(ALL_JOB_STATUSES)}")
     settings = settings_or_exit()
     with Session(get_engine(settings.database_url)) as session:
         rows = [

@@ -1,7 +1,9 @@
-"""Send ingest jobs and wait for their outcomes: the Python side of ``newsclass enqueue``.
+"""Send ingest and reclassify jobs and wait for their outcomes: the Python side of
+``newsclass enqueue`` and ``newsclass reclassify``.
 
-Producers need no worker code: a job is the task name ``newsclass.ingest_article`` and one JSON
-object, so any Celery client can do what ``enqueue_articles`` does.
+Producers need no worker code: a job is the task name (``newsclass.ingest_article``,
+``newsclass.reclassify_articles``) and one JSON object, so any Celery client can do what
+``enqueue_articles`` and ``enqueue_reclassify`` do.
 """
 
 from __future__ import annotations
@@ -9,16 +11,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 
-from worker.store import Job, get_engine, get_jobs
+from worker.store import ArticleVersion, Job, get_article_versions, get_engine, get_jobs
 
 if TYPE_CHECKING:
     from celery import Celery
 
 INGEST_TASK = "newsclass.ingest_article"
+RECLASSIFY_TASK = "newsclass.reclassify_articles"
 PUBLISH_BATCH = 500
 
 
@@ -48,10 +51,12 @@ def send_jobs(
     jobs: Iterable[tuple[str | None, object]],
     *,
     app: Celery | None = None,
+    task: str = INGEST_TASK,
     queue: str | None = None,
     on_sent: Callable[[int], None] | None = None,
 ) -> list[str]:
-    """Send (job id or None for a new one, payload) pairs; return the job ids in order.
+    """Send (job id or None for a new one, payload) pairs as ``task``; return the job ids in
+    order.
 
     On Redis the messages go out in pipelines of PUBLISH_BATCH commands, one round trip each;
     transports without batches (AMQP) send each message at once.
@@ -64,7 +69,7 @@ def send_jobs(
     with app.producer_or_acquire() as producer, producer.batch(max_size=PUBLISH_BATCH):
         for n, (job_id, payload) in enumerate(jobs):
             result = app.send_task(
-                INGEST_TASK,
+                task,
                 args=(payload,),
                 task_id=job_id,
                 producer=producer,
@@ -82,10 +87,12 @@ def send_jobs(
 
 def describe(payload: object) -> str:
     """What logs and monitors show for a job instead of Celery's repr of the whole article."""
-    if isinstance(payload, dict):
+    if isinstance(payload, dict) and ("body" in payload or "text" in payload):
         title = str(payload.get("title") or "")[:60]
         size = sum(len(str(payload.get(k) or "")) for k in ("body", "text"))
         return f"(article {title!r}, {size} chars)"
+    if isinstance(payload, dict):
+        return f"(object of {len(payload)} fields)"
     return f"({type(payload).__name__})"
 
 
@@ -128,10 +135,82 @@ def wait_for_jobs(
 
 
 def send_again(
-    payloads: Mapping[str, object], job_ids: Sequence[str], *, app: Celery | None = None
+    payloads: Mapping[str, object],
+    job_ids: Sequence[str],
+    *,
+    app: Celery | None = None,
+    task: str = INGEST_TASK,
 ) -> int:
-    """Send the given jobs again under their own ids, from their payloads."""
-    return len(send_jobs(((job_id, payloads[job_id]) for job_id in job_ids), app=app))
+    """Send the given jobs (of ``task``) again under their own ids, from their payloads."""
+    jobs = ((job_id, payloads[job_id]) for job_id in job_ids)
+    return len(send_jobs(jobs, app=app, task=task))
+
+
+def enqueue_reclassify(
+    payloads: Iterable[dict[str, Any]],
+    *,
+    app: Celery | None = None,
+    on_sent: Callable[[int], None] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Send one ``newsclass.reclassify_articles`` job per payload (``{"article_ids": [...],
+    "model_path": ..., "model_version": ...}``) on the default ingest queue, over one broker
+    connection; return the payloads by job id. ``on_sent(n)``: a job of n articles was sent."""
+    if app is None:
+        from worker.celery_app import app as default_app
+
+        app = default_app
+    sent: dict[str, dict[str, Any]] = {}
+    with app.producer_or_acquire() as producer:
+        for payload in payloads:
+            result = app.send_task(RECLASSIFY_TASK, args=(payload,), producer=producer)
+            sent[result.id] = payload
+            if on_sent:
+                on_sent(len(payload.get("article_ids") or ()))
+    return sent
+
+
+def wait_for_versions(
+    article_ids: Sequence[int],
+    *,
+    model_version: str,
+    job_ids: Sequence[str],
+    database_url: str,
+    timeout: float = 600.0,
+    poll: float = 0.5,
+    on_progress: Callable[[int], None] | None = None,
+    resend: Callable[[Sequence[str]], None] | None = None,
+    resend_after: float = 300.0,
+) -> tuple[dict[int, ArticleVersion], dict[str, Job]]:
+    """Block until every article is at ``model_version``, or every job has an outcome (a
+    rejected job leaves its articles as they were), or the timeout passes. Returns the articles'
+    versions and the jobs' outcomes as last read. ``on_progress(n)``: n more articles reached
+    the version; ``resend`` as in ``wait_for_jobs``."""
+    engine = get_engine(database_url)
+    deadline = time.monotonic() + timeout
+    last_sent = time.monotonic()
+    versions: dict[int, ArticleVersion] = {}
+    pending = list(dict.fromkeys(article_ids))  # not yet seen at the version: read again
+    outcomes: dict[str, Job] = {}
+    while True:
+        # Outcomes first: a job's outcome commits with its articles, so versions read after
+        # seeing every outcome are final.
+        with Session(engine) as session:
+            pending_jobs = [job_id for job_id in job_ids if job_id not in outcomes]
+            for chunk in _chunks(pending_jobs, 500):
+                outcomes.update(get_jobs(session=session, job_ids=chunk))
+        with Session(engine) as session:
+            fresh = get_article_versions(session=session, article_ids=pending)
+        versions.update(fresh)
+        done = {i for i, found in fresh.items() if found.model_version == model_version}
+        pending = [i for i in pending if i not in done]
+        if on_progress and done:
+            on_progress(len(done))
+        if not pending or len(outcomes) == len(job_ids) or time.monotonic() >= deadline:
+            return versions, outcomes
+        if resend is not None and time.monotonic() - last_sent >= resend_after:
+            resend(sorted(set(job_ids) - set(outcomes)))
+            last_sent = time.monotonic()
+        time.sleep(poll)
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:

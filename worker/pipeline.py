@@ -46,6 +46,14 @@ def article_fields(article: Article, prediction: Prediction, model_version: str)
         "agency": article.agency,
         "origin": article.origin,
         "credits": list(article.credits),
+        **classification_fields(prediction, model_version),
+    }
+
+
+def classification_fields(prediction: Prediction, model_version: str) -> dict:
+    """The Article columns of a classification, named with the model version that made it
+    (ingest stores them with the article; reclassify replaces them)."""
+    return {
         "labels": list(prediction.labels),
         "scores": dict(prediction.scores),
         "primary_label": prediction.primary,
@@ -56,6 +64,11 @@ def article_fields(article: Article, prediction: Prediction, model_version: str)
         ],
         "explanation": {k: list(v) for k, v in prediction.explanation.items()},
     }
+
+
+def assigned_labels(prediction: Prediction) -> dict[str, float]:
+    """The assigned labels with their scores: the ``article_label`` rows of a classification."""
+    return {label: prediction.scores[label] for label in prediction.labels}
 
 
 def classify_articles(articles: Sequence[Article], *, model: TopicModel) -> list[Prediction]:
@@ -97,7 +110,7 @@ def process_batch(
         NewArticle(
             job_id=job.id,
             fields=article_fields(article, prediction, model.version),
-            labels={label: prediction.scores[label] for label in prediction.labels},
+            labels=assigned_labels(prediction),
         )
         for (job, article), prediction in zip(accepted, predictions, strict=True)
     ]

@@ -19,8 +19,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import JSON, Column, Field, Session, SQLModel, col, func, select
 
-JobStatus = Literal["stored", "duplicate", "rejected", "failed"]
+JobStatus = Literal["stored", "duplicate", "rejected", "failed", "reclassified"]
+# The outcomes of ingest jobs (stats always shows them, zeros included) ...
 JOB_STATUSES: tuple[JobStatus, ...] = ("stored", "duplicate", "rejected", "failed")
+# ... and every status a job can have (a reclassify job ends `reclassified` or `rejected`).
+ALL_JOB_STATUSES: tuple[JobStatus, ...] = (*JOB_STATUSES, "reclassified")
 PAYLOAD_EXCERPT_CHARS = 500
 
 
@@ -85,7 +88,7 @@ class ArticleLabel(SQLModel, table=True):
 
 
 class Job(SQLModel, table=True):
-    """The recorded outcome of one ingest job (its id is the Celery task id)."""
+    """The recorded outcome of one ingest or reclassify job (its id is the Celery task id)."""
 
     __table_args__ = (sa.Index("ix_job_status_updated", "status", "updated_at"),)
 
@@ -237,6 +240,69 @@ def upsert_articles(*, session: Session, items: Sequence[NewArticle]) -> list[Jo
             )
         )
     return outcomes
+
+
+@dataclass(frozen=True, slots=True)
+class Relabel:
+    """An article's classification under one model version, to become its current one."""
+
+    article_id: int
+    fields: dict[str, Any]  # model_version, labels, scores, primary_label, paragraphs, explanation
+    labels: dict[str, float]  # assigned label -> score
+
+
+RELABEL_COLUMNS = (
+    "model_version",
+    "labels",
+    "scores",
+    "primary_label",
+    "paragraphs",
+    "explanation",
+)
+
+
+def relabel_articles(*, session: Session, items: Sequence[Relabel]) -> None:
+    """Make each item's classification its article's current one: that model version's label
+    rows are replaced (so running twice adds nothing), every other version's rows are kept
+    (queryable with ``model_version``), and the article row's classification columns are set.
+
+    Does not commit: the caller commits with the job's outcome in one transaction.
+    """
+    if not items:
+        return
+    ids_of: dict[str, list[int]] = {}
+    for item in items:
+        ids_of.setdefault(item.fields["model_version"], []).append(item.article_id)
+    for version, ids in ids_of.items():
+        session.execute(
+            sa.delete(ARTICLE_LABEL).where(
+                ARTICLE_LABEL.c.model_version == version, ARTICLE_LABEL.c.article_id.in_(ids)
+            )
+        )
+    label_rows = [
+        {
+            "article_id": item.article_id,
+            "model_version": item.fields["model_version"],
+            "label": label,
+            "score": score,
+        }
+        for item in items
+        for label, score in item.labels.items()
+    ]
+    if label_rows:
+        session.execute(_insert(session, ARTICLE_LABEL).on_conflict_do_nothing(), label_rows)
+    stmt = (
+        sa.update(ARTICLE)
+        .where(ARTICLE.c.id == sa.bindparam("b_id"))
+        .values({c: sa.bindparam(f"b_{c}", type_=ARTICLE.c[c].type) for c in RELABEL_COLUMNS})
+    )
+    session.execute(
+        stmt,
+        [
+            {"b_id": item.article_id, **{f"b_{c}": item.fields[c] for c in RELABEL_COLUMNS}}
+            for item in items
+        ],
+    )
 
 
 def record_jobs(*, session: Session, outcomes: Iterable[JobOutcome]) -> None:
@@ -433,6 +499,54 @@ def _filter_clauses(where: ArticleFilter, *, dialect: str = "sqlite") -> list[An
 
 def get_article(*, session: Session, article_id: int) -> Article | None:
     return session.get(Article, article_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleVersion:
+    """An article's current model version and labels: what ``reclassify`` selects and reports."""
+
+    id: int
+    model_version: str
+    labels: tuple[str, ...]
+
+
+def find_article_versions(
+    *, session: Session, where: ArticleFilter = ArticleFilter(), limit: int | None = None
+) -> list[ArticleVersion]:
+    """Every article matching the filter (as ``find_articles`` reads it), by id, without its
+    text: the ids, current versions and labels of the articles to reclassify."""
+    stmt = select(Article.id, Article.model_version, Article.labels)
+    for clause in _filter_clauses(where, dialect=session.get_bind().dialect.name):
+        stmt = stmt.where(clause)
+    stmt = stmt.order_by(col(Article.id))
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [
+        ArticleVersion(int(i), v, tuple(labels or ())) for i, v, labels in session.execute(stmt)
+    ]
+
+
+def get_article_versions(
+    *, session: Session, article_ids: Sequence[int]
+) -> dict[int, ArticleVersion]:
+    """The current model version and labels of the given articles (absent ones are left out)."""
+    found: dict[int, ArticleVersion] = {}
+    unique = list(dict.fromkeys(article_ids))
+    for start in range(0, len(unique), 500):
+        stmt = select(Article.id, Article.model_version, Article.labels).where(
+            col(Article.id).in_(unique[start : start + 500])
+        )
+        for i, v, labels in session.execute(stmt):
+            found[int(i)] = ArticleVersion(int(i), v, tuple(labels or ()))
+    return found
+
+
+def get_articles(*, session: Session, article_ids: Sequence[int]) -> list[Article]:
+    """The given articles (absent ones are left out), by id."""
+    if not article_ids:
+        return []
+    stmt = select(Article).where(col(Article.id).in_(list(article_ids))).order_by(col(Article.id))
+    return list(session.exec(stmt))
 
 
 def find_article_labels(*, session: Session, article_id: int) -> list[ArticleLabel]:

@@ -3,6 +3,9 @@
 ``newsclass.ingest_article`` is the public task: one JSON object per message, sent by any Celery
 client. The worker buffers messages and runs them in batches (celery-batches), acknowledging each
 message only after its outcome is committed.
+
+``newsclass.reclassify_articles`` re-labels stored articles (one JSON object: ``article_ids``, and
+optionally ``model_path`` and ``model_version``) on the same queue, so the ingest workers run it.
 """
 
 from __future__ import annotations
@@ -14,26 +17,30 @@ import resource
 import signal
 from collections import Counter
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, lru_cache
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from celery import signals
+from celery import Task, signals
 from celery.utils.time import get_exponential_backoff_interval
 from celery.worker.consumer import Consumer
 from celery_batches import Batches, SimpleRequest
 from sqlmodel import Session
 
-from classifiers import TopicModel, load_model
+from classifiers import ModelLoadError, TopicModel, load_model
 from worker.celery_app import app
-from worker.ingest import Limits
+from worker.ingest import Limits, RejectedInput
 from worker.pipeline import IngestJob, process_batch
+from worker.reclassify import parse_request, process_reclassify
 from worker.settings import get_settings
-from worker.store import JobOutcome, get_engine, record_jobs
+from worker.store import JobOutcome, get_engine, payload_excerpt, record_jobs
 
 log = logging.getLogger("newsclass.worker")
 
 INGEST_TASK = "newsclass.ingest_article"
+RECLASSIFY_TASK = "newsclass.reclassify_articles"
+WARM_UP_TEXT = "Warm-up: the navy, tariffs and a parliament vote."
 # Errors that pass by themselves (database down, locked or read-only for a while): retry later.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     sa.exc.OperationalError,
@@ -49,7 +56,33 @@ def get_model() -> TopicModel:
     """The model, loaded once per process and tried once, so that a model that cannot predict
     stops the worker at start-up instead of failing every job."""
     model = load_model(_settings.model_path)
-    model.predict(["Warm-up: the navy, tariffs and a parliament vote."])
+    model.predict([WARM_UP_TEXT])
+    return model
+
+
+def get_model_at(path: str | Path | None) -> TopicModel:
+    """The model at ``path`` (None: the configured one), loaded and tried once per process for
+    each version of the file, so a batch of reclassify jobs loads it once. A path that does not
+    hold a usable model raises ``ModelLoadError`` naming it (and is tried again next time)."""
+    if path is None:
+        return get_model()
+    file = Path(path)
+    try:
+        stat = file.resolve().stat()
+    except OSError:
+        return load_model(file)  # raises ModelLoadError saying why
+    if file.resolve() == Path(_settings.model_path).resolve():
+        return get_model()
+    return _model_file(str(file.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=4)
+def _model_file(path: str, mtime_ns: int, size: int) -> TopicModel:
+    model = load_model(path)
+    try:
+        model.predict([WARM_UP_TEXT])
+    except Exception as exc:
+        raise ModelLoadError(f"{path} loads but cannot predict: {_short(exc)}") from exc
     return model
 
 
@@ -105,8 +138,9 @@ def _fresh_connections(**_: Any) -> None:
     _engine().dispose(close=False)
 
 
-def payload_of(request: SimpleRequest) -> object:
-    """The task's one JSON object (also accepted as keyword arguments from lenient clients)."""
+def payload_of(request: Any) -> object:
+    """The task's one JSON object (also accepted as keyword arguments from lenient clients), from
+    a batched request or a task's own request."""
     args, kwargs = tuple(request.args or ()), dict(request.kwargs or {})
     if len(args) == 1 and not kwargs:
         return args[0]
@@ -146,6 +180,82 @@ def jobs_of(requests: Sequence[SimpleRequest]) -> list[IngestJob]:
 def ingest_article(requests: list[SimpleRequest]) -> None:
     """Public task: ingest one article (a JSON object); the worker runs them in batches."""
     run_jobs(jobs_of(requests))
+
+
+@app.task(
+    bind=True,
+    name=RECLASSIFY_TASK,
+    acks_late=True,
+    ignore_result=True,
+    max_retries=_settings.max_retries,  # past it the job is recorded rejected, never dropped
+)
+def reclassify_articles(self: Task, *args: Any, **kwargs: Any) -> None:
+    """Public task: re-label stored articles (one JSON object: ``article_ids``, and optionally
+    ``model_path`` and ``model_version``). A bad request or a model that cannot be used is a
+    rejected job with the reason; the worker goes on."""
+    job_id = str(self.request.id)
+    attempts = 1 + int(self.request.retries or 0)
+    payload = payload_of(self.request)
+    try:
+        if isinstance(payload, _BadCall):
+            raise RejectedInput(f"a reclassify job is one JSON object, not a {payload!r}")
+        request = parse_request(payload)
+    except RejectedInput as exc:
+        record_reclassify_rejected(job_id, payload, exc.reason, attempts=attempts)
+        return
+    try:
+        model = get_model_at(request.model_path)
+    except Exception as exc:  # ModelLoadError, or a file that loads but cannot predict
+        where = request.model_path or str(_settings.model_path)
+        reason = exc.args[0] if isinstance(exc, ModelLoadError) else _short(exc)
+        log.error("reclassify job %s: cannot use the model %s: %s", job_id, where, reason)
+        record_reclassify_rejected(
+            job_id, payload, f"cannot use the model: {reason}", attempts=attempts
+        )
+        return
+    if request.model_version is not None and model.version != request.model_version:
+        record_reclassify_rejected(
+            job_id,
+            payload,
+            f"the model {request.model_path or _settings.model_path} is version {model.version}, "
+            f"not {request.model_version}",
+            attempts=attempts,
+        )
+        return
+    try:
+        outcome = process_reclassify(
+            job_id, request, engine=_engine(), model=model, attempts=attempts
+        )
+    except TRANSIENT_ERRORS as exc:
+        if attempts <= _settings.max_retries:
+            log.warning("reclassify job %s hit an error, retrying later: %s", job_id, _short(exc))
+            raise self.retry(countdown=backoff(attempts), exc=exc) from None
+        reason = f"gave up after {attempts} tries: {_short(exc)}; run the reclassify again"
+        record_reclassify_rejected(job_id, payload, reason, attempts=attempts)
+        return
+    except Exception as exc:
+        log.exception("reclassify job %s failed", job_id)
+        record_reclassify_rejected(job_id, payload, _short(exc), attempts=attempts)
+        return
+    if outcome is not None:
+        log.info("job %s: %s", job_id, outcome.reason)
+
+
+def record_reclassify_rejected(job_id: str, payload: object, reason: str, *, attempts: int) -> None:
+    """Rejected, never failed: a failed job is replayed into ingest_article, which takes articles."""
+    outcome = JobOutcome(
+        job_id=job_id,
+        status="rejected",
+        reason=f"reclassify: {reason}",
+        payload=payload_excerpt(payload),
+        attempts=attempts,
+    )
+    try:
+        with Session(_engine()) as session, session.begin():
+            record_jobs(session=session, outcomes=[outcome])
+    except Exception:
+        log.exception("could not record the outcome of reclassify job %s", job_id)
+    log.warning("reclassify job %s rejected: %s", job_id, reason)
 
 
 def run_jobs(jobs: list[IngestJob]) -> None:

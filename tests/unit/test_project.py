@@ -46,7 +46,7 @@ def test_every_option_reads_the_environment_or_is_a_flag() -> None:
     import typer.main
 
     group = typer.main.get_command(app)
-    for name in ("enqueue", "worker", "classify", "query", "stats"):
+    for name in ("enqueue", "worker", "classify", "query", "stats", "reclassify"):
         cmd = group.commands[name]  # type: ignore[attr-defined]
         for param in cmd.params:
             if param.param_type_name == "option" and param.name not in ("help",):
