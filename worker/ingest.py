@@ -120,7 +120,16 @@ _DROP_CHARS = re.compile(
 )
 
 
+# Any character _unify_breaks changes: one scan finds the usual text has none.
+_SPECIAL_CHARS = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u180e\u200b-\u200d\u2028\u2029\u2060\ufeff\ud800-\udfff]"
+)
+_ODD_SPACE = re.compile(r"[^\S\n ]")  # whitespace other than space and newline
+
+
 def _unify_breaks(text: str) -> str:
+    if _SPECIAL_CHARS.search(text) is None:
+        return text
     text = _LINE_BREAKS.sub("\n", text.replace("\r\n", "\n"))
     return _DROP_CHARS.sub("", text.replace("\u2029", "\n\n"))
 
@@ -133,6 +142,8 @@ def normalise_text(text: str) -> str:
         folded = unicodedata.normalize("NFKC", text)
         if folded != text:  # compatibility characters can fold into line breaks or controls
             text = _unify_breaks(folded)
+    if _is_tidy(text):  # as text cleaned once mostly is: the line loop would change nothing
+        return text
     lines: list[str] = []
     for raw in text.split("\n"):
         line = " ".join(raw.split())  # after _unify_breaks only horizontal whitespace is left
@@ -145,14 +156,29 @@ def normalise_text(text: str) -> str:
     return "\n".join(lines)
 
 
+def _is_tidy(text: str) -> bool:
+    """No blank line at either end or two in a row, no space at either end of a line or two in a
+    row, no whitespace but space and newline (given text that went through _unify_breaks)."""
+    if not text:
+        return True
+    if text[0] in " \n" or text[-1] in " \n":
+        return False
+    if "  " in text or " \n" in text or "\n " in text or "\n\n\n" in text or "\t" in text:
+        return False
+    return text.isascii() or _ODD_SPACE.search(text) is None
+
+
 def content_hash(text: str) -> str:
     """sha256 hex of the dedup key: normalised text, casefolded, whitespace collapsed to spaces."""
     return _hash_normalised(normalise_text(text))
 
 
 def _hash_normalised(text: str) -> str:
-    """content_hash of text that is already normalised (the hot path skips normalising twice)."""
-    key = " ".join(text.casefold().split())
+    """content_hash of text that is already normalised (the hot path skips normalising twice).
+
+    Normalised text has single spaces and no whitespace but spaces and newlines, so collapsing
+    whitespace is turning its line and paragraph breaks into spaces."""
+    key = text.casefold().replace("\n\n", " ").replace("\n", " ")
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
@@ -672,10 +698,13 @@ def _check_body(name: str, body: str, limits: Limits) -> None:
 
 def _drop_title_line(text: str, titles: list[str | None]) -> str:
     """Drop the first paragraph when it only repeats the title (HTML pages repeat their <h1>)."""
-    first, _, rest = text.partition("\n\n")
     keys = {" ".join(title.casefold().split()) for title in titles if title}
-    if rest and " ".join(first.casefold().split()) in keys:
-        return rest
+    end = text.find("\n\n")
+    # A first paragraph far longer than every title cannot repeat one: skip comparing it.
+    if not keys or end < 0 or end > 3 * max(map(len, keys)) + 10:
+        return text
+    if " ".join(text[:end].casefold().split()) in keys:
+        return text[end + 2 :]
     return text
 
 

@@ -20,6 +20,7 @@ rediss:// URLs (logs show them as newsclass-redis://); ``global_keyprefix`` is n
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import suppress
 from time import monotonic, time
@@ -222,7 +223,7 @@ class Channel(kombu_redis.Channel):
         back to the head of their queue at once instead of after the visibility timeout."""
         for index, (key, item) in enumerate(fetched):
             queue = key.rsplit(self.sep, 1)[0]
-            message = loads(item)
+            message = _loads(item)
             tag = _delivery_tag(message)
             self.recording_by_fetch, self.appended = True, False
             try:
@@ -240,7 +241,7 @@ class Channel(kombu_redis.Channel):
     def _give_back(self, fetched: list[tuple[str, str]]) -> None:
         with suppress(Exception), self.conn_or_acquire() as client:
             for _, item in reversed(fetched):
-                tag = _delivery_tag(loads(item))
+                tag = _delivery_tag(_loads(item))
                 if tag is not None:
                     self.qos.restore_by_tag(tag, client=client, leftmost=True)
 
@@ -254,6 +255,12 @@ def _pairs(reply: list[Any]) -> Iterator[tuple[str, str]]:
     it = iter(reply)
     for key, item in zip(it, it, strict=True):
         yield bytes_to_str(key), bytes_to_str(item)
+
+
+def _loads(item: str) -> Any:
+    """kombu's loads, whose hook only revives {"__type__": ..., "__value__": ...} objects; plain
+    json.loads (the C decoder, no hook) when there are none, which is several times cheaper."""
+    return loads(item) if "__type__" in item else json.loads(item)
 
 
 def _delivery_tag(message: Any) -> str | None:

@@ -3,13 +3,17 @@ never raise, normalise_text is idempotent, content_hash ignores whitespace and c
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import unicodedata
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from worker.ingest import (
+    _DROP_CHARS,
+    _LINE_BREAKS,
     Article,
     RejectedInput,
     clean_text,
@@ -100,6 +104,42 @@ def test_normalise_text_is_idempotent(text: str) -> None:
     assert normalise_text(once) == once
     assert "\n\n\n" not in once
     assert once == once.strip()
+
+
+def _reference_normalise(text: str) -> str:
+    """normalise_text as first written, with none of its fast paths."""
+
+    def unify(text: str) -> str:
+        text = _LINE_BREAKS.sub("\n", text.replace("\r\n", "\n"))
+        return _DROP_CHARS.sub("", text.replace("\u2029", "\n\n"))
+
+    text = unify(text)
+    folded = unicodedata.normalize("NFKC", text)
+    if folded != text:
+        text = unify(folded)
+    lines: list[str] = []
+    for raw in text.split("\n"):
+        line = " ".join(raw.split())
+        if line:
+            lines.append(line)
+        elif lines and lines[-1]:
+            lines.append("")
+    if lines and not lines[-1]:
+        lines.pop()
+    return "\n".join(lines)
+
+
+tidy_or_not = texts | st.text(st.sampled_from(list("ab \n\t\u00a0\u2028\u3000\r")), max_size=60)
+
+
+@FAST
+@given(tidy_or_not)
+def test_normalise_text_fast_paths_change_nothing(text: str) -> None:
+    expected = _reference_normalise(text)
+    assert normalise_text(text) == expected
+    assert normalise_text(expected) == expected
+    key = " ".join(expected.casefold().split())  # content_hash's definition
+    assert content_hash(text) == hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 @FAST
