@@ -24,11 +24,19 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from classifiers.card import build_card
-from classifiers.data import LABELS, LabelledRecord, model_text, read_labelled
+from classifiers.data import LABELS, LabelledRecord, model_text, read_labelled, read_unlabeled
 from classifiers.features import FeatureConfig, Featurizer, build_featurizer
 from classifiers.metrics import best_threshold, label_matrix, scores_report
 from classifiers.model import TopicModel, split_paragraphs
 from classifiers.persist import save_model
+from classifiers.wordvectors import (
+    MIN_COUNT,
+    WINDOW,
+    WordVectors,
+    fold_coefficients,
+    learn_word_vectors,
+    term_vectors,
+)
 
 Progress = Callable[[int, int, str], None]
 CV_FOLDS = 5
@@ -45,6 +53,8 @@ class Candidate:
     c: float = 30.0
     class_weight: str | None = None
     servable: bool = True
+    vectors: int = 0  # word-vector dimensions (0: none), see classifiers.wordvectors
+    vector_scale: float = 0.25
 
 
 _LEX = 2.0
@@ -62,6 +72,20 @@ CANDIDATES: tuple[Candidate, ...] = (
         "word1 stop-en +lexicon C=30 balanced",
         FeatureConfig(stop_words="english", lexicon_scale=_LEX),
         class_weight="balanced",
+    ),
+    # Word vectors (PPMI + SVD of train + unlabeled text, no labels read) appended as the article's
+    # mean vector and folded into the TF-IDF weights after fitting: same model size and speed.
+    # 100 dimensions and scale 0.25 were chosen by CV (see the notes).
+    Candidate(
+        "word1 stop-en +lexicon +wordvec100 C=30",
+        FeatureConfig(stop_words="english", lexicon_scale=_LEX),
+        vectors=100,
+    ),
+    Candidate(
+        "word1 stop-en +lexicon +wordvec100 C=10",
+        FeatureConfig(stop_words="english", lexicon_scale=_LEX),
+        10.0,
+        vectors=100,
     ),
     Candidate(
         "word1 stop-en +lexicon C=100",
@@ -161,40 +185,70 @@ DEVELOPMENT_NOTES: tuple[str, ...] = (
 
 
 def train_model(
-    records: Sequence[LabelledRecord], *, seed: int = 0, progress: Progress | None = None
+    records: Sequence[LabelledRecord],
+    *,
+    unlabeled: Sequence[str] = (),
+    seed: int = 0,
+    progress: Progress | None = None,
 ) -> tuple[TopicModel, dict[str, Any]]:
-    """Pick the best candidate by CV macro-F1, fit it on all records, return model and report."""
+    """Pick the best candidate by CV macro-F1, fit it on all records, return model and report.
+
+    `unlabeled` texts (no labels) only add to the corpus word vectors are learned from.
+    """
     texts = [model_text(record.title, record.text) for record in records]
     targets = label_matrix([record.labels for record in records])
     _check_trainable(targets)
     total = len(CANDIDATES) + 2 + len(LABELS)
     step = _Stepper(total, progress)
+    vectors = _VectorCache([*texts, *unlabeled], seed)
     rows = []
     for candidate in CANDIDATES:
         step(f"cross-validating {candidate.name}")
         featurizer = build_featurizer(candidate.features, texts)
-        rows.append(_cv_row(candidate, featurizer, texts, targets, seed))
+        rows.append(_cv_row(candidate, featurizer, vectors, texts, targets, seed))
     step(f"cross-validating {CHAR_REFERENCE.name}")
     rows.append(_char_row(texts, targets, seed))
     best = _choose(rows)
     chosen = next(c for c in CANDIDATES if c.name == best["name"])
     step(f"fitting {chosen.name} on all {len(records)} records")
     featurizer = build_featurizer(chosen.features, texts)
-    design = featurizer.design(featurizer.count([split_paragraphs(t) for t in texts]).article)
+    terms = vectors.term_matrix(chosen, featurizer)
+    counts = featurizer.count([split_paragraphs(t) for t in texts]).article
+    design = _design(chosen, featurizer, terms, counts)
     fits = []
     for j, label in enumerate(LABELS):
         step(f"calibrating {label}")
         fits.append(_fit_label(chosen, design, targets[:, j], seed))
+    coef = np.vstack([fit.coef for fit in fits])
+    if terms is not None:
+        coef = np.vstack(
+            [
+                fold_coefficients(
+                    row,
+                    n_tfidf=featurizer.n_features,
+                    n_dense=featurizer.n_dense,
+                    term_matrix=terms,
+                    scale=chosen.vector_scale,
+                )
+                for row in coef
+            ]
+        )
     model = TopicModel(
-        version=_version(records),
+        version=_version(records, unlabeled),
         labels=LABELS,
         featurizer=featurizer,
-        coef=np.vstack([fit.coef for fit in fits]),
+        coef=coef,
         intercept=np.array([fit.intercept for fit in fits]),
         calibration=np.array([[fit.a, fit.b] for fit in fits]),
         thresholds={label: fit.threshold for label, fit in zip(LABELS, fits, strict=True)},
-        config=_config(chosen, featurizer, seed),
+        config=_config(chosen, featurizer, seed, n_vector_texts=len(texts) + len(unlabeled)),
     )
+    if terms is not None:  # folding must not change a single decision
+        check = featurizer.design(counts)
+        folded = np.asarray(check @ coef.T) + model.intercept
+        unfolded = np.column_stack([design @ fit.coef for fit in fits]) + model.intercept
+        if not np.allclose(folded, unfolded, atol=1e-8):
+            raise RuntimeError("folding the word-vector weights changed the decisions")
     oof = np.column_stack([fit.oof for fit in fits])
     report = {
         "version": model.version,
@@ -259,25 +313,79 @@ def _oof_decision(candidate: Candidate, design: sp.csr_matrix, y: np.ndarray, se
 
 
 def _cv_row(
-    candidate: Candidate, featurizer: Featurizer, texts: list[str], targets: np.ndarray, seed: int
+    candidate: Candidate,
+    featurizer: Featurizer,
+    vectors: _VectorCache,
+    texts: list[str],
+    targets: np.ndarray,
+    seed: int,
 ) -> dict[str, Any]:
     """CV F1 per label at each label's best out-of-fold threshold, their mean, and counting speed.
 
-    Vocabulary and IDF come from all training texts (no labels involved) to keep CV cheap.
+    Vocabulary, IDF and word vectors come from all training texts (no labels involved) to keep CV
+    cheap. `n_features` counts the served columns (word-vector columns fold into the TF-IDF ones).
     """
     documents = [split_paragraphs(text) for text in texts]
-    design = featurizer.design(featurizer.count(documents).article)
+    counts = featurizer.count(documents).article
+    design = _design(candidate, featurizer, vectors.term_matrix(candidate, featurizer), counts)
     probe = [documents[i % len(documents)] for i in range(SPEED_PROBE)]
     started = time.perf_counter()
     featurizer.count(probe)
     rate = SPEED_PROBE / (time.perf_counter() - started)
-    row = _scored_row(candidate, design, targets, seed)
+    row = _scored_row(
+        candidate, design, targets, seed, n_served=design.shape[1] - candidate.vectors
+    )
     row["count_articles_per_s"] = round(rate)
     return row
 
 
+def _design(
+    candidate: Candidate, featurizer: Featurizer, terms: np.ndarray | None, counts: sp.csr_matrix
+) -> sp.csr_matrix:
+    """Training design: TF-IDF, lexicon block, then (if any) the scaled mean word vector."""
+    design = featurizer.design(counts)
+    if terms is None:
+        return design
+    mean_vector = candidate.vector_scale * np.asarray(featurizer.weigh(counts) @ terms)
+    return sp.hstack([design, sp.csr_matrix(mean_vector)], format="csr")
+
+
+class _VectorCache:
+    """Word vectors learned once per (dimensions, analyzer settings) and shared by candidates."""
+
+    def __init__(self, corpus: list[str], seed: int) -> None:
+        self.corpus, self.seed = corpus, seed
+        self.learned: dict[tuple[int, str | None], WordVectors] = {}
+
+    def term_matrix(self, candidate: Candidate, featurizer: Featurizer) -> np.ndarray | None:
+        """(terms x dim) vectors of the featurizer's terms; None for a candidate without vectors.
+
+        A corpus too small for the requested dimensions gives fewer (the candidate's padded with
+        zero columns, so its design keeps `candidate.vectors` trailing columns).
+        """
+        if not candidate.vectors:
+            return None
+        key = (candidate.vectors, candidate.features.stop_words)
+        if key not in self.learned:
+            self.learned[key] = learn_word_vectors(
+                self.corpus,
+                featurizer.vectorizer.build_analyzer(),
+                dim=candidate.vectors,
+                seed=self.seed,
+            )
+        matrix = term_vectors(featurizer.terms.tolist(), self.learned[key])
+        padded = np.zeros((featurizer.n_features, candidate.vectors))
+        padded[:, : matrix.shape[1]] = matrix
+        return padded
+
+
 def _scored_row(
-    candidate: Candidate, design: sp.csr_matrix, targets: np.ndarray, seed: int
+    candidate: Candidate,
+    design: sp.csr_matrix,
+    targets: np.ndarray,
+    seed: int,
+    *,
+    n_served: int | None = None,
 ) -> dict[str, Any]:
     f1 = {}
     for j, label in enumerate(LABELS):
@@ -286,7 +394,7 @@ def _scored_row(
     return {
         "name": candidate.name,
         "servable": candidate.servable,
-        "n_features": design.shape[1],
+        "n_features": design.shape[1] if n_served is None else n_served,
         "cv_f1": {label: round(value, 4) for label, value in f1.items()},
         "cv_macro_f1": round(float(np.mean(list(f1.values()))), 4),
     }
@@ -339,13 +447,23 @@ def _fit_label(candidate: Candidate, design: sp.csr_matrix, y: np.ndarray, seed:
     )
 
 
-def _config(candidate: Candidate, featurizer: Featurizer, seed: int) -> dict[str, Any]:
+def _config(
+    candidate: Candidate, featurizer: Featurizer, seed: int, *, n_vector_texts: int
+) -> dict[str, Any]:
+    vectors = (
+        f"{candidate.vectors}-d PPMI+SVD word vectors of {n_vector_texts} texts (window "
+        f"{WINDOW}, min count {MIN_COUNT}), mean vector x{candidate.vector_scale}, folded into "
+        "the TF-IDF weights"
+        if candidate.vectors
+        else None
+    )
     return {
         "candidate": candidate.name,
         "features": "sklearn CountVectorizer (paragraph rows summed per article) + TfidfTransformer",
         **candidate.features.as_dict(),
         "C": candidate.c,
         "class_weight": candidate.class_weight,
+        "word_vectors": vectors,
         "n_features": featurizer.n_features,
         "n_lexicon_features": featurizer.n_dense,
         "calibration": "sigmoid (CalibratedClassifierCV, ensemble=False, 5-fold)",
@@ -355,11 +473,16 @@ def _config(candidate: Candidate, featurizer: Featurizer, seed: int) -> dict[str
     }
 
 
-def _version(records: Sequence[LabelledRecord]) -> str:
-    """`tfidf-lr-<UTC date>-<8 hex of the training data>`: same data, same day, same id."""
+def _version(records: Sequence[LabelledRecord], unlabeled: Sequence[str] = ()) -> str:
+    """`tfidf-lr-<UTC date>-<8 hex of the training data>`: same data, same day, same id.
+
+    Unlabelled texts (word vectors only) count as training data here: they change the weights.
+    """
     digest = hashlib.sha256()
     for record in records:
         digest.update(json.dumps([record.title, record.text, record.labels]).encode())
+    for text in unlabeled:
+        digest.update(json.dumps(text).encode())
     return f"tfidf-lr-{dt.datetime.now(dt.UTC):%Y.%m.%d}-{digest.hexdigest()[:8]}"
 
 
@@ -370,14 +493,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="directory for model + card")
     parser.add_argument("--dev", type=Path, help="labelled dev set, reported not trained on")
     parser.add_argument("--bbc", type=Path, help="BBC JSONL for the no-label/politics checks")
+    parser.add_argument(
+        "--unlabeled", type=Path, help="unlabelled JSONL/CSV, only to learn word vectors from"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
     def show(step: int, total: int, description: str) -> None:
         print(f"[{step}/{total}] {description}", flush=True)
 
-    model, report = train_model(read_labelled(args.data), seed=args.seed, progress=show)
-    card = build_card(model, report, train_path=args.data, dev_path=args.dev, bbc_path=args.bbc)
+    unlabeled = read_unlabeled(args.unlabeled) if args.unlabeled else []
+    model, report = train_model(
+        read_labelled(args.data), unlabeled=unlabeled, seed=args.seed, progress=show
+    )
+    card = build_card(
+        model,
+        report,
+        train_path=args.data,
+        dev_path=args.dev,
+        bbc_path=args.bbc,
+        unlabeled_path=args.unlabeled,
+    )
     path = save_model(model, args.out, card=card)
     print(json.dumps({k: card[k] for k in ("version", "cv", "dev", "bbc", "speed")}, indent=1))
     print(f"saved {path}")
