@@ -21,7 +21,10 @@ DESCRIPTION = (
     "Words counted by scikit-learn's CountVectorizer over every paragraph of a batch in one call, "
     "paragraph rows summed into article rows, weighted by TfidfTransformer (IDF from the training "
     "texts); optionally a 3-column block of topic-word shares from hand-written lists taken from "
-    "the annotation guideline (classifiers/lexicon.py). One logistic regression per label, "
+    "the annotation guideline (classifiers/lexicon.py); optionally, at training time only, each "
+    "article's mean word vector (PPMI+SVD vectors learned from the training and unlabelled texts, "
+    "classifiers/wordvectors.py), whose weights are folded into the TF-IDF weights after fitting. "
+    "One logistic regression per label, "
     "sigmoid-calibrated; a label is assigned when its probability reaches its threshold (F1-optimal "
     "on out-of-fold predictions of the training data). Paragraphs are scored with the same weights "
     "and thresholds. Stored with skops as a dict of scikit-learn objects, numpy arrays and builtins."
@@ -35,6 +38,7 @@ def build_card(
     train_path: Path,
     dev_path: Path | None = None,
     bbc_path: Path | None = None,
+    unlabeled_path: Path | None = None,
 ) -> dict[str, Any]:
     """Card contents: versions, data hashes, config, CV, dev and BBC results, speed."""
     card: dict[str, Any] = {
@@ -59,6 +63,8 @@ def build_card(
         "speed": None,
         "notes": report.get("notes", []),
     }
+    if unlabeled_path is not None:
+        card["data"]["unlabeled"] = _file_entry(unlabeled_path, "word vectors only, no labels")
     speed_texts = [model_text(r.title, r.text) for r in read_labelled(dev_path or train_path)]
     if dev_path is not None:
         card["data"]["dev"] = _file_entry(dev_path, "evaluated only")

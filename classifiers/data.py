@@ -47,6 +47,30 @@ def read_labelled(path: str | Path) -> list[LabelledRecord]:
     return [_to_record(row, f"{path}:{line}") for line, row in rows]
 
 
+def read_unlabeled(path: str | Path) -> list[str]:
+    """Model texts (see `model_text`) of unlabelled articles: JSONL or CSV with `text` or `body`.
+
+    Any `labels` field is ignored. A row without text raises ValueError naming `file:line`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    if path.suffix.lower() == ".csv":
+        with path.open(encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            rows = [(reader.line_num, row) for row in reader]
+    else:
+        rows = list(_jsonl_rows(path))
+    texts = []
+    for line, row in rows:
+        text = row.get("text", row.get("body"))
+        title = row.get("title") or ""
+        if not isinstance(text, str) or not isinstance(title, str):
+            raise ValueError(f"{path}:{line}: missing string field 'text' (or 'body')")
+        texts.append(model_text(title, text))
+    return texts
+
+
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     with path.open(encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, start=1):

@@ -12,6 +12,7 @@ import random
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import skops.io as sio
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
@@ -33,8 +34,10 @@ from classifiers import (
     split_paragraphs,
     train_model,
 )
+from classifiers.data import read_unlabeled
 from classifiers.evaluate import bbc_checks
 from classifiers.persist import model_state
+from classifiers.wordvectors import fold_coefficients, learn_word_vectors, term_vectors
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 WIKINEWS_DEV = SHARED / "data" / "wikinews" / "dev.jsonl"
@@ -358,6 +361,53 @@ def test_read_labelled_jsonl_and_csv(tmp_path: Path) -> None:
     assert second.labels == []
 
 
+def test_word_vectors_group_words_of_shared_contexts() -> None:
+    records = _synthetic(200, seed=8)
+    vectors = learn_word_vectors([r.text for r in records], str.split, dim=5, seed=0)
+    assert vectors.vectors.shape == (len(vectors.words), 5)
+    assert {"tariff", "troops", "election"} <= set(vectors.words)
+    matrix = term_vectors(["tariff", "exports", "troops", "unknownword"], vectors)
+    assert not matrix[3].any()
+    assert matrix[0] @ matrix[1] > matrix[0] @ matrix[2]
+    empty = learn_word_vectors(["too few words"], str.split, dim=5)
+    assert empty.dim == 0 and term_vectors(["too"], empty).shape == (1, 0)
+
+
+def test_folded_word_vector_weights_give_the_same_decisions() -> None:
+    rng = np.random.default_rng(0)
+    tfidf, dense, terms = rng.random((4, 6)), rng.random((4, 2)), rng.random((6, 3))
+    coef = rng.normal(size=6 + 2 + 3)
+    design = np.hstack([tfidf, dense, 0.25 * tfidf @ terms])
+    folded = fold_coefficients(coef, n_tfidf=6, n_dense=2, term_matrix=terms, scale=0.25)
+    assert folded.shape == (8,)
+    assert np.allclose(np.hstack([tfidf, dense]) @ folded, design @ coef)
+
+
+def test_trained_model_without_unlabeled_text_and_with_it() -> None:
+    records = _synthetic(80, seed=9)
+    extra = [record.text for record in _synthetic(80, seed=10)]
+    plain, _ = train_model(records, seed=0)
+    widened, report = train_model(records, unlabeled=extra, seed=0)
+    assert plain.version != widened.version
+    assert any("wordvec" in row["name"] for row in report["candidates"])
+    assert widened.coef.shape == plain.coef.shape
+
+
+def test_read_unlabeled_jsonl_and_csv(tmp_path: Path) -> None:
+    jsonl = tmp_path / "unlabeled.jsonl"
+    jsonl.write_text(
+        '{"title": "T", "text": "Body"}\n{"body": "Only body", "labels": ["trade"]}\n',
+        encoding="utf-8",
+    )
+    assert read_unlabeled(jsonl) == [model_text("T", "Body"), "Only body"]
+    csv_path = tmp_path / "unlabeled.csv"
+    csv_path.write_text('text,title\n"Body, two",T2\n', encoding="utf-8")
+    assert read_unlabeled(csv_path) == [model_text("T2", "Body, two")]
+    jsonl.write_text('{"title": "no text"}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"unlabeled\.jsonl:1: missing string field"):
+        read_unlabeled(jsonl)
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [
@@ -375,7 +425,7 @@ def test_read_labelled_names_bad_rows(tmp_path: Path, line: str, message: str) -
 
 
 @pytest.mark.xfail(
-    reason="issue 3: dev macro-F1 is 0.8375 (trade 0.8095, domestic_politics 0.8438), target 0.87",
+    reason="issue 3: dev macro-F1 is 0.8417 (trade 0.8182, domestic_politics 0.83), target 0.87",
     strict=False,
 )
 def test_dev_split_quality(model: TopicModel) -> None:
@@ -385,7 +435,7 @@ def test_dev_split_quality(model: TopicModel) -> None:
 
 
 @pytest.mark.xfail(
-    reason="issue 3: BBC none-rate is 0.9713 and politics recall 0.7916, targets 0.99 and 0.90",
+    reason="issue 3: BBC none-rate is 0.9705 and politics recall 0.866, targets 0.99 and 0.90",
     strict=False,
 )
 def test_bbc_checks(model: TopicModel) -> None:
