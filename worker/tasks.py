@@ -10,6 +10,7 @@ optionally ``model_path`` and ``model_version``) on the same queue, so the inges
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -126,8 +127,20 @@ def maybe_recycle(jobs_done: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def tune_gc() -> None:
+    """Python's cyclic GC, as configured by default, scans the worker's whole heap (Celery, kombu,
+    the model's vocabulary) over and over while a batch allocates its many small objects: measured
+    at a fifth of a worker process's CPU. Freeze what start-up built (never collected again) and
+    collect young objects every 100,000 allocations instead of 700. Memory stays bounded: garbage
+    without cycles is freed at once as always, and the process group recycles workers."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+
+
 @signals.worker_ready.connect
 def _announce_ready(**_: Any) -> None:
+    tune_gc()
     if _settings.ready_file is not None:
         _settings.ready_file.write_text(f"{os.getpid()}\n")
 
