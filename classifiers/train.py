@@ -211,6 +211,50 @@ DEVELOPMENT_NOTES: tuple[str, ...] = (
     "politics recall rose most (0.79 -> 0.87), while domestic_politics fires on more BBC "
     "sport/entertainment/tech texts; what is left is more labelled trade and politics articles, "
     "or a larger unlabelled news corpus for the vectors.",
+    "Third round (same CV and metric; means over fold seeds 0-2 unless said, where the shipped "
+    "design scores 0.8448, and 0.8410 over seeds 0-5; dev and BBC for the record only). Error "
+    "analysis of out-of-fold predictions on train: no single systematic cause. "
+    "domestic_politics false positives are mostly diplomacy and foreign-leader stories "
+    "(summits, UN speeches, travel bans) and protests not aimed at a government; its misses are "
+    "strikes and protests aimed at a government and head-of-state stories. Trade misses are "
+    "sanctions, boycotts and frozen-funds stories with few trade words; defence misses are "
+    "terrorism and nuclear-talks stories.",
+    "Foreign-vs-domestic signal (guideline: relations between states are not "
+    "domestic_politics) from a 133-group country list (names, demonyms, capitals): share of "
+    "country words, log of distinct countries, share of the most-mentioned country, 3+ "
+    "countries, as columns for every label, x0.5-2: 0.8417-0.8485 (top-country share x1: "
+    "0.8485; seeds 0-5 0.8436). For domestic_politics only, (top-country mentions + 1) / "
+    "(country mentions + 1): domestic_politics 0.8548 -> 0.8614 over seeds 0-5 (every seed "
+    "up), macro 0.8432; on fresh seeds 6-15 macro 0.8418 -> 0.8433 (8 of 10 up); dev 0.842 -> "
+    "0.847 (domestic_politics 0.830 -> 0.847), BBC no-label 0.9705 -> 0.9730, politics 0.866 "
+    "-> 0.816. The most consistent lead of the round, but +0.0015-0.002 macro is under CV noise "
+    "and the column is not foldable (a serving-time max): not adopted. The same columns for "
+    "defence or trade: no gain.",
+    "Per-label C (3/5/10/20/30): defence best at 30 (0.8828 vs 0.8813 at 10), trade and "
+    "domestic_politics at 10: +0.0005. Linear ensembles (foldable): LRs of C=3/10/30 averaged "
+    "0.8441; 10 bootstrap / 80%-subsample LRs averaged 0.8429/0.8443. class_weight balanced "
+    "for trade or domestic_politics alone: 0.7926/0.8581 (vs 0.7956/0.8576). Isotonic vs "
+    "sigmoid calibration cannot change F1 at per-label best thresholds (both are monotone in "
+    "the decision; only the threshold moves).",
+    "LSA (TruncatedSVD 50/100/200 of train+unlabeled TF-IDF) appended to the shipped design, "
+    "x0.25/0.5/1: 0.8413-0.8442. Label-aware word vectors: PPMI with six extra context columns "
+    "(a word's counts in each label's positive and negative training articles, learned inside "
+    "each fold), weight 1/10/100: 0.8366/0.8374/0.8343 (the same code at weight 0 scores "
+    "0.8370 on seed 0: SVD randomness alone moves a split by about 0.002). Per-label vector "
+    "scale 0.15/0.35/0.5 (seeds 0-5): 0.25 stays best for defence and macro.",
+    "Two-level article rows: max over paragraph TF-IDF rows appended (raw or renormalised, "
+    "x0.25-1), seeds 0-5: 0.8374-0.8411 vs 0.8410; the training texts split into a median of "
+    "2 paragraphs (title + body, no line breaks), so max-pooling adds little. Headline weight "
+    "(first paragraph counted x1.5/2/3/5 in the article row, free at serving): 0.8430/0.8421/"
+    "0.8406/0.8391 (seeds 0-5).",
+    "Stricter self-training (inside each fold; confident pseudo-positives only, p>=0.98/0.95 "
+    "at weight 1; with pseudo-negatives p<=0.002 at weight 1 or p<=0.01 at 0.5): "
+    "0.8449/0.8448/0.8433/0.8438. Confident articles lie far from the decision boundary and "
+    "move nothing.",
+    "Tokens of letters only / of 3+ letters (no numbers, vectors re-learned): 0.8409/0.8408; "
+    "binary counts before TF-IDF: 0.8326 (trade 0.790 -> 0.762); seeds 0-5 vs 0.8410.",
+    "Conclusion of the third round: nothing beat the shipped model beyond CV noise, so it is "
+    "unchanged (these notes added to its card). Dev 0.87 and BBC 99%/90% are still not met.",
 )
 
 
