@@ -219,8 +219,12 @@ def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
 
 
 def resend_failed(jobs: Iterable[Job], *, app: Celery | None = None) -> int:
-    """Send failed jobs again from their kept payloads, under their own ids."""
+    """Send failed jobs again from their kept payloads, under their own ids, each to its task
+    (a reclassify job's payload is the one with ``article_ids``)."""
     payloads = {
         job.id: json.loads(job.payload) for job in jobs if job.status == "failed" and job.payload
     }
-    return send_again(payloads, list(payloads), app=app)
+    reclassify = [i for i, p in payloads.items() if isinstance(p, dict) and "article_ids" in p]
+    ingest = [i for i in payloads if i not in set(reclassify)]
+    sent = send_again(payloads, ingest, app=app)
+    return sent + send_again(payloads, reclassify, app=app, task=RECLASSIFY_TASK)

@@ -22,7 +22,7 @@ from sqlmodel import JSON, Column, Field, Session, SQLModel, col, func, select
 JobStatus = Literal["stored", "duplicate", "rejected", "failed", "reclassified"]
 # The outcomes of ingest jobs (stats always shows them, zeros included) ...
 JOB_STATUSES: tuple[JobStatus, ...] = ("stored", "duplicate", "rejected", "failed")
-# ... and every status a job can have (a reclassify job ends `reclassified` or `rejected`).
+# ... and every status a job can have (a reclassify job ends `reclassified`, `rejected` or `failed`).
 ALL_JOB_STATUSES: tuple[JobStatus, ...] = (*JOB_STATUSES, "reclassified")
 PAYLOAD_EXCERPT_CHARS = 500
 

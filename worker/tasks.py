@@ -200,7 +200,7 @@ def ingest_article(requests: list[SimpleRequest]) -> None:
     name=RECLASSIFY_TASK,
     acks_late=True,
     ignore_result=True,
-    max_retries=_settings.max_retries,  # past it the job is recorded rejected, never dropped
+    max_retries=_settings.max_retries,  # past it the job is recorded failed, never dropped
 )
 def reclassify_articles(self: Task, *args: Any, **kwargs: Any) -> None:
     """Public task: re-label stored articles (one JSON object: ``article_ids``, and optionally
@@ -214,7 +214,7 @@ def reclassify_articles(self: Task, *args: Any, **kwargs: Any) -> None:
             raise RejectedInput(f"a reclassify job is one JSON object, not a {payload!r}")
         request = parse_request(payload)
     except RejectedInput as exc:
-        record_reclassify_rejected(job_id, payload, exc.reason, attempts=attempts)
+        record_reclassify_outcome(job_id, payload, exc.reason, attempts=attempts)
         return
     try:
         model = get_model_at(request.model_path)
@@ -222,12 +222,12 @@ def reclassify_articles(self: Task, *args: Any, **kwargs: Any) -> None:
         where = request.model_path or str(_settings.model_path)
         reason = exc.args[0] if isinstance(exc, ModelLoadError) else _short(exc)
         log.error("reclassify job %s: cannot use the model %s: %s", job_id, where, reason)
-        record_reclassify_rejected(
+        record_reclassify_outcome(
             job_id, payload, f"cannot use the model: {reason}", attempts=attempts
         )
         return
     if request.model_version is not None and model.version != request.model_version:
-        record_reclassify_rejected(
+        record_reclassify_outcome(
             job_id,
             payload,
             f"the model {request.model_path or _settings.model_path} is version {model.version}, "
@@ -243,24 +243,27 @@ def reclassify_articles(self: Task, *args: Any, **kwargs: Any) -> None:
         if attempts <= _settings.max_retries:
             log.warning("reclassify job %s hit an error, retrying later: %s", job_id, _short(exc))
             raise self.retry(countdown=backoff(attempts), exc=exc) from None
-        reason = f"gave up after {attempts} tries: {_short(exc)}; run the reclassify again"
-        record_reclassify_rejected(job_id, payload, reason, attempts=attempts)
+        reason = f"gave up after {attempts} tries: {_short(exc)}"
+        record_reclassify_outcome(job_id, payload, reason, attempts=attempts, failed=True)
         return
     except Exception as exc:
         log.exception("reclassify job %s failed", job_id)
-        record_reclassify_rejected(job_id, payload, _short(exc), attempts=attempts)
+        record_reclassify_outcome(job_id, payload, _short(exc), attempts=attempts, failed=True)
         return
     if outcome is not None:
         log.info("job %s: %s", job_id, outcome.reason)
 
 
-def record_reclassify_rejected(job_id: str, payload: object, reason: str, *, attempts: int) -> None:
-    """Rejected, never failed: a failed job is replayed into ingest_article, which takes articles."""
+def record_reclassify_outcome(
+    job_id: str, payload: object, reason: str, *, attempts: int, failed: bool = False
+) -> None:
+    """A bad request or an unusable model is ``rejected``; a job that kept failing is ``failed``
+    with its whole payload, so that ``jobs retry`` sends it again to this task."""
     outcome = JobOutcome(
         job_id=job_id,
-        status="rejected",
+        status="failed" if failed else "rejected",
         reason=f"reclassify: {reason}",
-        payload=payload_excerpt(payload),
+        payload=json.dumps(payload) if failed else payload_excerpt(payload),
         attempts=attempts,
     )
     try:
@@ -268,7 +271,7 @@ def record_reclassify_rejected(job_id: str, payload: object, reason: str, *, att
             record_jobs(session=session, outcomes=[outcome])
     except Exception:
         log.exception("could not record the outcome of reclassify job %s", job_id)
-    log.warning("reclassify job %s rejected: %s", job_id, reason)
+    log.warning("reclassify job %s %s: %s", job_id, outcome.status, reason)
 
 
 def run_jobs(jobs: list[IngestJob]) -> None:

@@ -234,3 +234,24 @@ def test_reclassify_with_a_trained_model_through_the_queue(
         assert article.scores == before[article_id].scores
     assert label_rows(database_url) == rows_b
     current_rows_match_articles(database_url)
+
+
+def test_jobs_retry_sends_each_failed_job_to_its_own_task(broker_url) -> None:
+    """A failed reclassify job goes back to the reclassify task, a failed ingest job to ingest."""
+    from worker.client import INGEST_TASK, RECLASSIFY_TASK, resend_failed
+
+    app = Celery(broker=broker_url)
+    app.conf.task_serializer = "json"
+    jobs = [
+        Job(id="ingest-1", status="failed", payload=json.dumps({"body": "Ports reopened."})),
+        Job(id="relabel-1", status="failed", payload=json.dumps({"article_ids": [1, 2]})),
+        Job(id="stored-1", status="stored", payload=None),
+    ]
+    assert resend_failed(jobs, app=app) == 2
+    with app.connection() as conn, conn.SimpleQueue("celery") as queue:
+        sent = {}
+        for _ in range(2):
+            message = queue.get(timeout=5)
+            sent[message.headers["id"]] = message.headers["task"]
+            message.ack()
+    assert sent == {"ingest-1": INGEST_TASK, "relabel-1": RECLASSIFY_TASK}
