@@ -365,7 +365,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     step = _stepper()
     with LocalRedis() as redis:
         step("in-process limit (2 processes, no broker)")
-        results["in_process"] = bench_in_process(payloads, processes=2, batch_size=200)
+        # Best of two runs: the limit the end-to-end figures are compared with is not lowered
+        # by a slow first run (cold caches, the disk flushing earlier writes).
+        runs = [bench_in_process(payloads, processes=2, batch_size=200) for _ in range(2)]
+        results["in_process"] = max(runs, key=lambda run: run["per_s"])
         step("enqueue rate")
         results["enqueue"] = bench_enqueue(payloads, redis.url)
         step("naive baseline (2 processes)")
