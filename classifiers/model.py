@@ -9,7 +9,6 @@ paragraph is read as a short article.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +21,6 @@ from classifiers.features import BatchCounts, Featurizer
 
 MIN_PARAGRAPH_CHARS = 40
 EXPLANATION_TERMS = 5
-_LINE_BREAKS = re.compile(r"\s*\n\s*")
 
 
 def split_paragraphs(text: str) -> list[str]:
@@ -31,7 +29,9 @@ def split_paragraphs(text: str) -> list[str]:
     Short fragments (a headline, a one-line quote) are too thin to score on their own; they join the
     following block, or the previous one when they come last. Non-empty text gives >= 1 paragraph.
     """
-    pieces = [piece for piece in _LINE_BREAKS.split(text.strip()) if piece]
+    # The pieces between line breaks, whitespace around them dropped (as re.split(r"\s*\n\s*")
+    # gives them, without a regex scan of the whole text).
+    pieces = [piece for piece in map(str.strip, text.split("\n")) if piece]
     paragraphs: list[str] = []
     pending = ""
     for piece in pieces:
@@ -124,10 +124,8 @@ class TopicModel:
         explanations: list[dict[str, list[str]]] = [{} for _ in texts]
         if explain:
             explanations = self._explain(tfidf, counts.article, assigned)
-        return [
-            self._prediction(row_scores, row_assigned, paragraph_results[i], explanations[i])
-            for i, (row_scores, row_assigned) in enumerate(zip(scores, assigned, strict=True))
-        ]
+        rows = zip(scores.tolist(), assigned.tolist(), paragraph_results, explanations, strict=True)
+        return [self._prediction(*row) for row in rows]
 
     def _threshold_vector(self) -> np.ndarray:
         return np.array([self.thresholds[label] for label in self.labels])
@@ -146,8 +144,11 @@ class TopicModel:
         scores = self._scores(tfidf, self.featurizer.lexicon(counts.paragraph))
         assigned = scores >= self._threshold_vector()
         results: list[list[ParagraphPrediction]] = [[] for _ in range(n_articles)]
-        for row, article in enumerate(counts.paragraph_article.tolist()):
-            labels, label_scores = self._labelled(scores[row], assigned[row])
+        rows = zip(
+            counts.paragraph_article.tolist(), scores.tolist(), assigned.tolist(), strict=True
+        )
+        for article, row_scores, row_assigned in rows:
+            labels, label_scores = self._labelled(row_scores, row_assigned)
             index = len(results[article])
             results[article].append(ParagraphPrediction(index, labels, label_scores))
         return results
@@ -202,17 +203,18 @@ class TopicModel:
         return counts
 
     def _labelled(
-        self, scores: np.ndarray, assigned: np.ndarray
+        self, scores: list[float], assigned: list[bool]
     ) -> tuple[list[str], dict[str, float]]:
-        label_scores = dict(zip(self.labels, scores.tolist(), strict=True))
-        labels = [self.labels[j] for j in np.flatnonzero(assigned)]
+        """One row, as Python lists: a numpy call per row would cost more than the row's work."""
+        label_scores = dict(zip(self.labels, scores, strict=True))
+        labels = [label for label, on in zip(self.labels, assigned, strict=True) if on]
         labels.sort(key=lambda label: -label_scores[label])
         return labels, label_scores
 
     def _prediction(
         self,
-        scores: np.ndarray,
-        assigned: np.ndarray,
+        scores: list[float],
+        assigned: list[bool],
         paragraphs: list[ParagraphPrediction],
         explanation: dict[str, list[str]],
     ) -> Prediction:

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import skops.io as sio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
 import classifiers
@@ -211,6 +213,14 @@ def test_headline_alone_and_very_long_text(model: TopicModel) -> None:
     [prediction] = model.predict([long_text])
     assert prediction.labels == ["defence"]
     assert len(prediction.paragraphs) == 2600
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(st.text(st.sampled_from(list("ab .\n\t\r\x0b\x1c\x85\u00a0\u2028\u3000")), max_size=80))
+def test_split_paragraphs_splits_where_the_line_break_regex_does(text: str) -> None:
+    pieces = [piece for piece in re.split(r"\s*\n\s*", text.strip()) if piece]
+    assert " ".join(split_paragraphs(text)) == " ".join(pieces)
+    assert all(len(p) >= 40 for p in split_paragraphs(text)[:-1])
 
 
 def test_split_paragraphs_merges_fragments() -> None:
