@@ -1,17 +1,39 @@
 """Topic classifier for news articles: train, evaluate, persist, load, predict, explain.
 
-Imports nothing from `worker/`; the worker imports this package's public names below.
+Imports nothing from `worker/`; the worker imports this package's public names below. The names
+that need scikit-learn and skops are imported on first use, so that `newsclass query` and the
+other commands that never touch a model start without loading them.
 """
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from classifiers.data import LABELS, LabelledRecord, model_text, read_labelled
-from classifiers.evaluate import evaluate_model
-from classifiers.model import ParagraphPrediction, Prediction, TopicModel, split_paragraphs
-from classifiers.persist import ModelLoadError, default_model_path, load_model, save_model
+from classifiers.data import (
+    LABELS,
+    LabelledRecord,
+    default_model_path,
+    model_text,
+    read_labelled,
+    split_paragraphs,
+)
 
 if TYPE_CHECKING:
+    from classifiers.evaluate import evaluate_model
+    from classifiers.model import ParagraphPrediction, Prediction, TopicModel
+    from classifiers.persist import ModelLoadError, load_model, save_model
     from classifiers.train import train_model
+
+_LAZY = {
+    "evaluate_model": "classifiers.evaluate",
+    "ParagraphPrediction": "classifiers.model",
+    "Prediction": "classifiers.model",
+    "TopicModel": "classifiers.model",
+    "ModelLoadError": "classifiers.persist",
+    "load_model": "classifiers.persist",
+    "save_model": "classifiers.persist",
+    # Lazy also so that `python -m classifiers.train` runs without runpy's warning.
+    "train_model": "classifiers.train",
+}
 
 __all__ = [
     "LABELS",
@@ -32,9 +54,9 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """Import `train_model` lazily, so `python -m classifiers.train` runs without runpy's warning."""
-    if name == "train_model":
-        from classifiers.train import train_model
-
-        return train_model
-    raise AttributeError(f"module 'classifiers' has no attribute {name!r}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'classifiers' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value

@@ -26,12 +26,47 @@ class LabelledRecord:
     id: str | None = None
 
 
+MIN_PARAGRAPH_CHARS = 40
+MODEL_FILE = "model.skops"
+
+
 def model_text(title: str, text: str) -> str:
     """Join title and body the way the model was trained: the title is the first paragraph."""
     title, text = title.strip(), text.strip()
     if title and text:
         return f"{title}\n\n{text}"
     return title or text
+
+
+def split_paragraphs(text: str) -> list[str]:
+    """Blocks separated by line breaks; a fragment shorter than 40 characters joins its neighbour.
+
+    Short fragments (a headline, a one-line quote) are too thin to score on their own; they join the
+    following block, or the previous one when they come last. Non-empty text gives >= 1 paragraph.
+    """
+    # The pieces between line breaks, whitespace around them dropped (as re.split(r"\s*\n\s*")
+    # gives them, without a regex scan of the whole text).
+    pieces = [piece for piece in map(str.strip, text.split("\n")) if piece]
+    paragraphs: list[str] = []
+    pending = ""
+    for piece in pieces:
+        joined = f"{pending} {piece}" if pending else piece
+        if len(joined) < MIN_PARAGRAPH_CHARS:
+            pending = joined
+        else:
+            paragraphs.append(joined)
+            pending = ""
+    if pending:
+        if paragraphs:
+            paragraphs[-1] = f"{paragraphs[-1]} {pending}"
+        else:
+            paragraphs.append(pending)
+    return paragraphs
+
+
+def default_model_path() -> Path:
+    """The model shipped in the repository: classifiers/default/model.skops."""
+    return Path(__file__).resolve().parent / "default" / MODEL_FILE
 
 
 def read_labelled(path: str | Path) -> list[LabelledRecord]:

@@ -17,36 +17,10 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit
 
+from classifiers.data import split_paragraphs
 from classifiers.features import BatchCounts, Featurizer
 
-MIN_PARAGRAPH_CHARS = 40
 EXPLANATION_TERMS = 5
-
-
-def split_paragraphs(text: str) -> list[str]:
-    """Blocks separated by line breaks; a fragment shorter than 40 characters joins its neighbour.
-
-    Short fragments (a headline, a one-line quote) are too thin to score on their own; they join the
-    following block, or the previous one when they come last. Non-empty text gives >= 1 paragraph.
-    """
-    # The pieces between line breaks, whitespace around them dropped (as re.split(r"\s*\n\s*")
-    # gives them, without a regex scan of the whole text).
-    pieces = [piece for piece in map(str.strip, text.split("\n")) if piece]
-    paragraphs: list[str] = []
-    pending = ""
-    for piece in pieces:
-        joined = f"{pending} {piece}" if pending else piece
-        if len(joined) < MIN_PARAGRAPH_CHARS:
-            pending = joined
-        else:
-            paragraphs.append(joined)
-            pending = ""
-    if pending:
-        if paragraphs:
-            paragraphs[-1] = f"{paragraphs[-1]} {pending}"
-        else:
-            paragraphs.append(pending)
-    return paragraphs
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,10 +19,10 @@ import skops.io as sio
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
 from classifiers.card import card_markdown
+from classifiers.data import MODEL_FILE, default_model_path
 from classifiers.features import Featurizer
 from classifiers.model import TopicModel
 
-MODEL_FILE = "model.skops"
 CARD_JSON = "model_card.json"
 CARD_MARKDOWN = "MODEL_CARD.md"
 FORMAT = "newsclass-topic-model/2"
@@ -31,11 +31,6 @@ TRUSTED_TYPES: frozenset[str] = frozenset()
 
 class ModelLoadError(Exception):
     """The model file is missing, unreadable, holds untrusted types or disagrees with its card."""
-
-
-def default_model_path() -> Path:
-    """The model shipped in the repository: classifiers/default/model.skops."""
-    return Path(__file__).resolve().parent / "default" / MODEL_FILE
 
 
 def save_model(model: TopicModel, directory: str | Path, *, card: dict[str, Any]) -> Path:
