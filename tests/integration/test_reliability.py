@@ -219,6 +219,32 @@ def test_database_outage_retries_until_it_returns(
         assert articles == distinct == 200 and statuses == {"stored": 200}
 
 
+def test_a_warm_shutdown_mid_run_hands_every_job_back(
+    broker_url, tmp_path: Path, start_worker
+) -> None:
+    """SIGTERM, as the process group sends when it recycles a worker: the batch in hand finishes
+    and is acknowledged, the messages taken but not yet run go back to the queue at once (no
+    visibility timeout to wait for), and nothing stays recorded as unacknowledged."""
+    database_url = f"sqlite:///{tmp_path / 'warm.db'}"
+    from worker import db
+
+    db.upgrade(database_url)
+    env = {"NEWSCLASS_BROKER_URL": broker_url, "NEWSCLASS_DATABASE_URL": database_url}
+    ids = enqueue_articles(make_articles(1500, seed=12), app=client(broker_url))
+    worker = start_worker(env, concurrency=2)
+    wait_for(lambda: jobs_done(database_url) >= 300, timeout=60, what="first 300 jobs")
+    worker.stop()
+    broker = redis_lib.Redis.from_url(broker_url)
+    assert broker.hlen("unacked") == 0
+    assert jobs_done(database_url) + broker.llen("celery") == 1500
+
+    start_worker(env, concurrency=2)
+    wait_for(lambda: jobs_done(database_url) >= 1500, timeout=90, what="all 1,500 outcomes")
+    articles, distinct, statuses = counts(database_url)
+    assert articles == distinct == 1500 and statuses == {"stored": 1500}
+    assert _job_ids(database_url) == set(ids)
+
+
 def test_redis_restart_mid_run_the_worker_reconnects_and_finishes(
     broker_url, tmp_path: Path, start_worker
 ) -> None:
