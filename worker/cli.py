@@ -480,6 +480,19 @@ class StatsBy(StrEnum):
     source = "source"
 
 
+def filter_or_exit(**options: Any) -> Any:
+    """The store's filter from the query options of `query` and `reclassify`; a bad value
+    exits with a message naming the option."""
+    from worker.query import build_filter
+
+    try:
+        return build_filter(
+            **options, names={"label": "--label", "since": "--since", "until": "--until"}
+        )
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+
+
 @app.command(
     epilog=example(
         "newsclass query --label defence --label trade --all --since 2026-01-01 --format csv\n"
@@ -539,25 +552,21 @@ def query(
     """List stored articles with their labels, newest first."""
     from sqlmodel import Session
 
-    from worker.query import ARTICLE_COLUMNS, TABLE_COLUMNS, article_row, build_filter
+    from worker.query import ARTICLE_COLUMNS, TABLE_COLUMNS, article_row
     from worker.store import find_articles, get_engine
 
     settings = settings_or_exit()
-    try:
-        where = build_filter(
-            labels=label or (),
-            all_labels=all_labels,
-            min_score=min_score,
-            since=since,
-            until=until,
-            time=time.value,
-            source=source,
-            search=search,
-            model_version=model_version,
-            names={"label": "--label", "since": "--since", "until": "--until"},
-        )
-    except ValueError as exc:
-        raise fail(str(exc)) from None
+    where = filter_or_exit(
+        labels=label or (),
+        all_labels=all_labels,
+        min_score=min_score,
+        since=since,
+        until=until,
+        time=time.value,
+        source=source,
+        search=search,
+        model_version=model_version,
+    )
     with Session(get_engine(settings.database_url)) as session:
         rows = [
             article_row(a)
@@ -749,26 +758,21 @@ def reclassify(
 
     from classifiers import ModelLoadError, load_model
     from worker.client import enqueue_reclassify
-    from worker.query import build_filter
     from worker.reclassify import ReclassifyRequest
     from worker.store import find_article_versions, get_engine
 
     settings = settings_or_exit()
-    try:
-        where = build_filter(
-            labels=label or (),
-            all_labels=all_labels,
-            min_score=min_score,
-            since=since,
-            until=until,
-            time=time.value,
-            source=source,
-            search=search,
-            model_version=model_version,
-            names={"label": "--label", "since": "--since", "until": "--until"},
-        )
-    except ValueError as exc:
-        raise fail(str(exc)) from None
+    where = filter_or_exit(
+        labels=label or (),
+        all_labels=all_labels,
+        min_score=min_score,
+        since=since,
+        until=until,
+        time=time.value,
+        source=source,
+        search=search,
+        model_version=model_version,
+    )
     model_path = (model or settings.model_path).expanduser().resolve()
     try:
         version = load_model(model_path).version
@@ -799,7 +803,7 @@ def reclassify(
         for chunk in chunks
     ]
     with progress_bar() as bar:
-        task = bar.add_task("enqueue", total=len(todo))
+        task = bar.add_task("enqueue jobs", total=len(requests))
         sent = enqueue_reclassify(requests, on_sent=partial(bar.advance, task))
     err.print(
         f"enqueued {len(sent)} reclassify jobs for {len(todo)} articles "

@@ -147,26 +147,16 @@ def send_again(
 
 
 def enqueue_reclassify(
-    payloads: Iterable[dict[str, Any]],
+    payloads: Sequence[dict[str, Any]],
     *,
     app: Celery | None = None,
     on_sent: Callable[[int], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Send one ``newsclass.reclassify_articles`` job per payload (``{"article_ids": [...],
-    "model_path": ..., "model_version": ...}``) on the default ingest queue, over one broker
-    connection; return the payloads by job id. ``on_sent(n)``: a job of n articles was sent."""
-    if app is None:
-        from worker.celery_app import app as default_app
-
-        app = default_app
-    sent: dict[str, dict[str, Any]] = {}
-    with app.producer_or_acquire() as producer:
-        for payload in payloads:
-            result = app.send_task(RECLASSIFY_TASK, args=(payload,), producer=producer)
-            sent[result.id] = payload
-            if on_sent:
-                on_sent(len(payload.get("article_ids") or ()))
-    return sent
+    "model_path": ..., "model_version": ...}``) on the default ingest queue; return the payloads
+    by job id. ``on_sent(n)``: n more jobs were sent."""
+    ids = send_jobs(((None, p) for p in payloads), app=app, task=RECLASSIFY_TASK, on_sent=on_sent)
+    return dict(zip(ids, payloads, strict=True))
 
 
 def wait_for_versions(
@@ -224,7 +214,7 @@ def resend_failed(jobs: Iterable[Job], *, app: Celery | None = None) -> int:
     payloads = {
         job.id: json.loads(job.payload) for job in jobs if job.status == "failed" and job.payload
     }
-    reclassify = [i for i, p in payloads.items() if isinstance(p, dict) and "article_ids" in p]
-    ingest = [i for i in payloads if i not in set(reclassify)]
+    reclassify = {i for i, p in payloads.items() if isinstance(p, dict) and "article_ids" in p}
+    ingest = [i for i in payloads if i not in reclassify]
     sent = send_again(payloads, ingest, app=app)
-    return sent + send_again(payloads, reclassify, app=app, task=RECLASSIFY_TASK)
+    return sent + send_again(payloads, sorted(reclassify), app=app, task=RECLASSIFY_TASK)

@@ -161,7 +161,7 @@ class Channel(kombu_redis.Channel):
         return max(1, min(self.fetch_limit, estimate))
 
     def _brpop_start(self, timeout: float | None = None) -> None:
-        self.qos.flush_acks()
+        # The poller has written the buffered acks just before (on_poll_start).
         if timeout is None:
             timeout = self.brpop_timeout
         queues = self._queue_cycle.consume(len(self.active_queues))
@@ -224,7 +224,6 @@ class Channel(kombu_redis.Channel):
         for index, (key, item) in enumerate(fetched):
             queue = key.rsplit(self.sep, 1)[0]
             message = _loads(item)
-            tag = _delivery_tag(message)
             self.recording_by_fetch, self.appended = True, False
             try:
                 self.connection._deliver(message, queue)
@@ -233,7 +232,7 @@ class Channel(kombu_redis.Channel):
                 raise
             finally:
                 self.recording_by_fetch = False
-            if not self.appended and tag is not None:
+            if not self.appended and (tag := _delivery_tag(message)) is not None:
                 # Taken without acknowledgement (no_ack): nothing will ack it.
                 self.qos.forget(tag)
             self._queue_cycle.rotate(queue)
