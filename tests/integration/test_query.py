@@ -212,6 +212,17 @@ def test_search_index_follows_updates_and_deletes(database_url: str, seeded: dic
     assert search("!!! ???") == []  # nothing searchable: nothing found, no syntax error
 
 
+def test_sqlite_search_index_merges_in_large_steps(database_url: str) -> None:
+    """Migration 0004: FTS5 merges 16 segments at a time (its default, 4, made merging cost as
+    much as indexing); PostgreSQL has no such setting."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("an FTS5 setting: SQLite only")
+    with get_engine(database_url).connect() as conn:
+        config = dict(conn.execute(sa.text("SELECT k, v FROM article_fts_config")).all())
+    assert config["automerge"] == 16
+    assert config["crisismerge"] == 64
+
+
 def test_query_prints_csv_json_and_jsonl(cli: Callable[..., Any], seeded: dict) -> None:
     out = cli("query", "--label", "defence", "--format", "csv").stdout
     rows = list(csv.DictReader(io.StringIO(out)))
