@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, Literal
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
@@ -116,12 +117,21 @@ JOB: sa.Table = SQLModel.metadata.tables["job"]
 @cache
 def get_engine(url: str) -> Engine:
     """One engine per database URL per process (a forked worker process calls ``dispose``)."""
+    json_options = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        engine = sa.create_engine(url, connect_args={"timeout": 30}, **json_options)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        engine = sa.create_engine(
+            url, pool_pre_ping=True, pool_size=5, max_overflow=5, **json_options
+        )
     return engine
+
+
+def _json_dumps(value: Any) -> str:
+    # The JSON columns (labels, scores, paragraphs, ...) through orjson: a tenth of the stdlib's
+    # time; compact JSON (no spaces after separators), read back the same.
+    return orjson.dumps(value).decode()
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
