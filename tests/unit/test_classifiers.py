@@ -38,6 +38,7 @@ from classifiers import (
 )
 from classifiers.data import read_unlabeled
 from classifiers.evaluate import bbc_checks
+from classifiers.features import WORD_PATTERN
 from classifiers.persist import model_state
 from classifiers.wordvectors import fold_coefficients, learn_word_vectors, term_vectors
 
@@ -221,6 +222,15 @@ def test_split_paragraphs_splits_where_the_line_break_regex_does(text: str) -> N
     pieces = [piece for piece in re.split(r"\s*\n\s*", text.strip()) if piece]
     assert " ".join(split_paragraphs(text)) == " ".join(pieces)
     assert all(len(p) >= 40 for p in split_paragraphs(text)[:-1])
+
+
+@given(
+    st.text(st.sampled_from(list("ab1_ .-'\n\u00e9\u0301\u00b2\u4e2d\u0661\u200b")), max_size=60)
+)
+def test_token_pattern_finds_the_words_the_default_one_does(text: str) -> None:
+    default = CountVectorizer().build_tokenizer()
+    ours = CountVectorizer(token_pattern=WORD_PATTERN).build_tokenizer()
+    assert ours(text) == default(text)
 
 
 def test_split_paragraphs_merges_fragments() -> None:
