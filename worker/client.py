@@ -75,6 +75,7 @@ def send_jobs(
                 producer=producer,
                 queue=queue,
                 argsrepr=describe(payload),
+                kwargsrepr="{}",
                 # Declaring the queue once per pipeline is enough; Celery would bind a copy of
                 # the queue object for every message.
                 **({} if n % PUBLISH_BATCH == 0 else {"declare": []}),
