@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 from typer.testing import CliRunner
 
+from worker import db
 from worker.query import build_filter
 from worker.settings import get_settings
 from worker.store import NewArticle, find_articles, get_engine, record_jobs, upsert_articles
@@ -212,13 +213,14 @@ def test_search_index_follows_updates_and_deletes(database_url: str, seeded: dic
     assert search("!!! ???") == []  # nothing searchable: nothing found, no syntax error
 
 
-def test_sqlite_search_index_merges_in_large_steps(database_url: str) -> None:
+def test_sqlite_search_index_merges_in_large_steps(tmp_path: Path) -> None:
     """Migration 0004: FTS5 merges 16 segments at a time (its default, 4, made merging cost as
-    much as indexing); PostgreSQL has no such setting."""
-    if not database_url.startswith("sqlite"):
-        pytest.skip("an FTS5 setting: SQLite only")
-    with get_engine(database_url).connect() as conn:
+    much as indexing). An FTS5 setting: PostgreSQL has none."""
+    url = f"sqlite:///{tmp_path}/fts.db"
+    db.upgrade(url)
+    with get_engine(url).connect() as conn:
         config = dict(conn.execute(sa.text("SELECT k, v FROM article_fts_config")).all())
+    get_engine(url).dispose()
     assert config["automerge"] == 16
     assert config["crisismerge"] == 64
 
