@@ -19,13 +19,19 @@ INGEST_QUEUE = "celery"
 FETCH_QUEUE = "fetch"
 
 
-def redis_transport_options(visibility_timeout: int) -> dict[str, int]:
+def redis_transport_options(visibility_timeout: int, batch_size: int) -> dict[str, int]:
     """Redis redelivers a message whose worker died once it has been unacknowledged for the
     visibility timeout; kombu looks for such messages only every interval x throttle seconds
     (100 s by default), so sweep a few times per timeout instead. A sweep holds a lock in Redis
     that outlives a worker killed mid-sweep by its expiry (300 s by default): keep that short too,
-    or one SIGKILL stops all redelivery for five minutes."""
+    or one SIGKILL stops all redelivery for five minutes.
+
+    A worker takes at most one batch of messages per round trip. With more, the batch filled
+    first runs at once and the rest wait for the batch timer, which is due by the time the batch
+    is stored: with 256 per take and batches of 200, a third of a backlog went through batches of
+    56 and 112."""
     return {
+        "fetch_limit": batch_size,
         "visibility_timeout": visibility_timeout,
         "unacked_restore_interval": max(1, min(60, visibility_timeout // 4)),
         "unacked_restore_throttle": 1,
@@ -93,7 +99,9 @@ def make_app() -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
-        broker_transport_options=redis_transport_options(settings.broker_visibility_timeout),
+        broker_transport_options=redis_transport_options(
+            settings.broker_visibility_timeout, settings.batch_size
+        ),
         **broker_transport_settings(settings.broker_url),
         broker_pool_limit=10,
         timezone="UTC",

@@ -137,6 +137,15 @@ def test_redis_brokers_use_newsclass_transport_and_tls_verifies() -> None:
     assert broker_transport_settings("amqp://guest:guest@127.0.0.1:5672//") == {}
 
 
+def test_a_worker_takes_at_most_one_batch_per_round_trip() -> None:
+    from worker.celery_app import app as celery_app
+    from worker.redis_transport import Channel
+
+    options = celery_app.conf.broker_transport_options
+    assert options["fetch_limit"] == load_settings().batch_size
+    assert "fetch_limit" in Channel.from_transport_options
+
+
 def test_a_bad_url_setting_does_not_print_its_password(monkeypatch) -> None:
     monkeypatch.setenv("NEWSCLASS_BROKER_URL", "http://user:hunter2@broker.example/0")
     with pytest.raises(SettingsError) as caught:
