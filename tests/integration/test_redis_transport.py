@@ -143,3 +143,40 @@ def test_global_keyprefix_is_refused(broker_url) -> None:
         pytest.raises(ValueError, match="global_keyprefix"),
     ):
         conn.default_channel  # noqa: B018
+
+
+def test_bulk_enqueue_sends_what_send_task_sends(broker_url: str) -> None:
+    """send_jobs builds messages with Celery's own builder and sender, routing once per call:
+    every header and the body are what app.send_task would have sent."""
+    from celery import Celery
+
+    from worker.client import INGEST_TASK, describe, send_jobs
+
+    app = Celery(broker=broker_url)
+    app.conf.task_serializer = "json"
+    payload = {"title": "Tariffs", "body": "Steel tariffs rose \u00e9 again.", "source": "s"}
+    send_jobs([("bulk-1", payload)], app=app, queue="cmp")
+    app.send_task(
+        INGEST_TASK,
+        args=(payload,),
+        task_id="bulk-1",
+        queue="cmp",
+        argsrepr=describe(payload),
+        kwargsrepr="{}",
+    )
+    client = redis.Redis.from_url(broker_url)
+    sent_by_send_task, sent_by_send_jobs = (json.loads(m) for m in client.lrange("cmp", 0, -1))
+    for message in (sent_by_send_jobs, sent_by_send_task):
+        message["headers"].pop("origin")
+        message["properties"].pop("delivery_tag")
+    assert sent_by_send_jobs["body"] == sent_by_send_task["body"]
+    assert sent_by_send_jobs["headers"] == sent_by_send_task["headers"]
+    assert sent_by_send_jobs["headers"]["task"] == INGEST_TASK
+    assert sent_by_send_jobs["properties"]["delivery_info"] == {
+        "exchange": "",
+        "routing_key": "cmp",
+    }
+    # send_task also copies argsrepr and kwargsrepr into the properties, where nothing reads them.
+    for key in ("argsrepr", "kwargsrepr"):
+        sent_by_send_task["properties"].pop(key)
+    assert sent_by_send_jobs["properties"] == sent_by_send_task["properties"]
