@@ -38,7 +38,7 @@ from classifiers import (
 )
 from classifiers.data import read_unlabeled
 from classifiers.evaluate import bbc_checks
-from classifiers.features import WORD_PATTERN
+from classifiers.features import WORD_PATTERN, count_words, word_columns
 from classifiers.persist import model_state
 from classifiers.wordvectors import fold_coefficients, learn_word_vectors, term_vectors
 
@@ -231,6 +231,42 @@ def test_token_pattern_finds_the_words_the_default_one_does(text: str) -> None:
     default = CountVectorizer().build_tokenizer()
     ours = CountVectorizer(token_pattern=WORD_PATTERN).build_tokenizer()
     assert ours(text) == default(text)
+
+
+_COUNT_TEXTS = st.lists(
+    st.text(
+        st.sampled_from(list("ab1_ .-'\n\u00e9\u0301\u00c9\u0130\u4e2d\u200b\u00a0\ud800")),
+        max_size=40,
+    ),
+    min_size=1,
+    max_size=6,
+)
+_COUNT_FIT = ["ab ba a1 _b", "\u00e9\u00e9 ab\u4e2d \u0131\u0307 \u4e2d\u4e2d ba", "the ab and"]
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(_COUNT_TEXTS)
+def test_word_counts_are_what_count_vectorizer_counts(texts: list[str]) -> None:
+    for options in ({"token_pattern": WORD_PATTERN}, {"stop_words": ["the", "and"]}):
+        vectorizer = CountVectorizer(**options).fit(_COUNT_FIT)  # type: ignore[arg-type]
+        columns = word_columns(vectorizer)
+        assert columns is not None
+        counts = count_words(texts, columns, vectorizer.dtype)
+        expected = vectorizer.transform(texts)
+        assert counts.dtype == expected.dtype
+        assert counts.has_canonical_format
+        assert (counts != expected).nnz == 0
+
+
+def test_word_counts_keep_transform_where_they_would_differ() -> None:
+    texts = ["ab ba", "the ab"]
+    assert word_columns(CountVectorizer(ngram_range=(1, 2)).fit(texts)) is None
+    assert word_columns(CountVectorizer(lowercase=False).fit(texts)) is None
+    assert word_columns(CountVectorizer(token_pattern=r"\w+").fit(texts)) is None
+    assert word_columns(CountVectorizer(analyzer="char").fit(texts)) is None
+    # a vocabulary naming a stop word (transform would drop it) or a term that is not one word
+    assert word_columns(CountVectorizer(stop_words=["the"], vocabulary=["the"]).fit(texts)) is None
+    assert word_columns(CountVectorizer(vocabulary=["a b"]).fit(texts)) is None
 
 
 def test_split_paragraphs_merges_fragments() -> None:
