@@ -137,9 +137,11 @@ def bench_in_process(payloads: list[dict], *, processes: int, batch_size: int) -
 
 
 def _warm() -> None:
+    from worker.ingest import warm_up
     from worker.tasks import get_model, tune_gc
 
     get_model()
+    warm_up()
     tune_gc()  # as a worker process does once it is ready
 
 

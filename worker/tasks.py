@@ -31,7 +31,7 @@ from sqlmodel import Session
 
 from classifiers import ModelLoadError, TopicModel, load_model
 from worker.celery_app import app
-from worker.ingest import Limits, RejectedInput
+from worker.ingest import Limits, RejectedInput, warm_up
 from worker.pipeline import IngestJob, process_batch
 from worker.reclassify import parse_request, process_reclassify
 from worker.settings import get_settings
@@ -108,6 +108,7 @@ def _preload(sender: Any = None, **_: Any) -> None:
     except Exception as exc:
         log.critical("cannot use the model %s: %s", _settings.model_path, exc)
         raise SystemExit(3) from exc
+    warm_up()
     # A solo worker runs the jobs itself: it recycles itself (Celery does so only for prefork).
     _recycle["enabled"] = "solo" in str(getattr(sender, "pool_cls", "")).lower()
 

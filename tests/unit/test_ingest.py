@@ -20,6 +20,7 @@ from worker.ingest import (
     normalise_url,
     parse_job,
     read_article_file,
+    warm_up,
 )
 
 SEED = Path(__file__).resolve().parents[3] / "shared" / "samples" / "seed-article.txt"
@@ -96,6 +97,14 @@ def test_normalise_url(url: str, expected: str) -> None:
 )
 def test_looks_like_html(text: str, expected: bool) -> None:
     assert looks_like_html(text) is expected
+
+
+def test_warm_up_builds_trafilaturas_stop_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    from trafilatura import external
+
+    monkeypatch.setattr(external, "JT_STOPLIST", None)
+    warm_up()
+    assert external.JT_STOPLIST and "the" in external.JT_STOPLIST
 
 
 def test_html_to_text_sample_keeps_article_drops_chrome() -> None:
