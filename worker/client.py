@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from kombu.utils.uuid import uuid
 from sqlmodel import Session
 
@@ -81,6 +82,7 @@ def send_jobs(
         }
     reply_to = app.thread_oid
     sent_event = app.conf.task_send_sent_event
+    plain_json = app.conf.task_serializer == "json" and not app.conf.task_compression
     ids: list[str] = []
     with app.producer_or_acquire() as producer, producer.batch(max_size=PUBLISH_BATCH):
         for n, (job_id, payload) in enumerate(jobs):
@@ -99,7 +101,7 @@ def send_jobs(
             amqp.send_task_message(
                 producer,
                 task,
-                message,
+                _json_body(message) if plain_json else message,
                 **route,
                 # Declaring the queue once per pipeline is enough; Celery would bind a copy of
                 # the queue object for every message.
@@ -109,6 +111,23 @@ def send_jobs(
             if on_sent:
                 on_sent(1)
     return ids
+
+
+_JSON_TYPES_ONLY = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def _json_body(message: Any) -> Any:
+    """The message with its body already in JSON, written by orjson: a tenth of the time kombu's
+    JSON takes for an article. Same JSON text as kombu's but for spacing and characters kombu
+    escapes as \\uXXXX; Celery sends it as it is (``content_type`` given). A body that is not plain
+    JSON (dates, subclasses of str, lone surrogates, numbers past 64 bits) is left to kombu,
+    which encodes such values its own way."""
+    try:
+        body = orjson.dumps(message.body, option=_JSON_TYPES_ONLY)
+    except TypeError:  # orjson.JSONEncodeError
+        return message
+    message.properties.update(content_type="application/json", content_encoding="utf-8")
+    return message._replace(body=body)
 
 
 def describe(payload: object) -> str:
