@@ -1435,7 +1435,38 @@ def sources_remove(
     err.print(f"source {source_id} removed", highlight=False)
 
 
+_NO_SCHEMA = ("no such table", "does not exist", "no such column", "undefinedtable")
+
+
+def database_error_message(exc: Exception, database_url: str) -> str | None:
+    """What to tell the user when a command met a database error; None for other errors."""
+    import sqlalchemy.exc as sa_exc
+
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return None
+    where = redact_url(database_url)
+    reason = " ".join((str(exc.orig).strip().splitlines() or [""])[0].split())[:300]
+    if any(mark in f"{type(exc.orig).__name__} {reason}".lower() for mark in _NO_SCHEMA):
+        return (
+            f"the database {where} has no newsclass tables, or older ones ({reason}): "
+            "run `newsclass db upgrade`"
+        )
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+        return f"cannot use the database {where}: {reason}"
+    return None
+
+
 def main() -> None:
     level = os.environ.get("NEWSCLASS_LOG_LEVEL", "WARNING").upper()
     logging.basicConfig(level=level if level in logging.getLevelNamesMapping() else "WARNING")
-    app()
+    try:
+        app()
+    except Exception as exc:
+        # A database that is not there or not migrated is a user's setup, not a bug: one line
+        # that says what to do instead of a traceback.
+        if type(exc).__module__.startswith("sqlalchemy"):
+            message = database_error_message(exc, get_settings().database_url)
+            if message is not None:
+                fail(message)
+                sys.exit(1)
+        raise

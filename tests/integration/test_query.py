@@ -9,6 +9,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -317,3 +320,20 @@ def test_stats_counts_per_period_and_source(
     assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and png.stat().st_size > 5_000
     assert "<svg" in svg.read_text() and "domestic_politics" in svg.read_text()
     assert ".png or .svg" in cli("stats", "--plot", str(tmp_path / "v.gif"), code=2).output
+
+
+@pytest.mark.parametrize("command", [["query"], ["stats"], ["show", "1"], ["jobs"]])
+def test_a_database_without_tables_gets_one_line_saying_what_to_do(
+    tmp_path: Path, command: list[str]
+) -> None:
+    url = f"sqlite:///{tmp_path}/never-migrated.db"
+    result = subprocess.run(
+        [sys.executable, "-m", "worker", *command],
+        env={**os.environ, "NEWSCLASS_DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "newsclass db upgrade" in result.stderr and "no such table" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) <= 4
