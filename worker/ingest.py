@@ -30,6 +30,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from trafilatura.utils import load_html
 
 log = logging.getLogger(__name__)
+# trafilatura logs the pages it cannot parse as warnings and errors ("parsed tree length: 1, wrong
+# data type or not valid HTML", "discarding data: None"), though html_to_text handles every such
+# page: the lxml text instead, or a job rejected with its reason. They are not the worker's errors,
+# and a worker fed HTML fragments would log two of them per article.
+logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
 
 __all__ = [
     "Article",
@@ -351,6 +356,7 @@ def html_to_text(html: str) -> tuple[str, dict[str, str]]:
         text = str(found.get("text") or "")
         meta = {key: str(found[key]).strip() for key in _META_KEYS if found.get(key)}
     if not normalise_text(text):
+        log.debug("trafilatura found no main text; using the lxml text")
         text = _lxml_text(html)
         title = _HTML_TITLE.search(html)
         if title and "title" not in meta:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -105,6 +106,14 @@ def test_warm_up_builds_trafilaturas_stop_lists(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(external, "JT_STOPLIST", None)
     warm_up()
     assert external.JT_STOPLIST and "the" in external.JT_STOPLIST
+
+
+def test_html_fragments_log_no_warnings(caplog: pytest.LogCaptureFixture) -> None:
+    """A fragment trafilatura turns down is handled (lxml text): nothing for an operator to see."""
+    with caplog.at_level(logging.DEBUG):
+        text, _ = html_to_text("<b>Steel tariffs</b> rose again on Monday.")
+    assert "Steel tariffs rose again on Monday." in text
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def test_html_to_text_sample_keeps_article_drops_chrome() -> None:
