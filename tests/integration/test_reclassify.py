@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from celery import Celery
@@ -20,6 +24,7 @@ from tests.conftest import wait_until
 from worker.ingest import Limits
 from worker.pipeline import IngestJob, process_batch
 from worker.reclassify import ReclassifyRequest, process_reclassify
+from worker.settings import get_settings
 from worker.store import Article, ArticleFilter, ArticleLabel, Job, find_articles, get_engine
 
 LabelRow = tuple[int, str, str, float]
@@ -116,41 +121,72 @@ def test_store_switches_versions_keeps_history_and_is_idempotent(database_url: s
     assert statuses == {"re-1": "reclassified", "re-2": "reclassified", "re-3": "reclassified"}
 
 
-def query_ids(newsclass, *args: str) -> list[int]:
+def query_ids(newsclass: Any, *args: str) -> list[int]:
     rows = json.loads(newsclass("query", *args, "--format", "json", "--limit", "1000").stdout)
     return sorted(row["id"] for row in rows)
 
 
+@pytest.fixture(scope="module")
+def trained_b(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A second model, trained once by `newsclass train` on synthetic articles: (file, version)."""
+    out = tmp_path_factory.mktemp("model-b")
+    train = out / "train.jsonl"
+    train.write_text("".join(json.dumps(r) + "\n" for r in make_labelled(60, seed=3)))
+    subprocess.run(
+        [sys.executable, "-m", "worker", "train", "--data", str(train), "--out", str(out)],
+        check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    return out / "model.skops", json.loads((out / "model_card.json").read_text())["version"]
+
+
+@pytest.fixture
+def local(stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """`newsclass` in this process (Typer's runner) for the commands that send nothing: the
+    same code without a Python start-up and imports per call. Commands that send jobs run in
+    their own processes (the `newsclass` fixture)."""
+    from typer.testing import CliRunner
+
+    from worker.cli import app
+
+    for key, value in stack_env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    runner = CliRunner()
+
+    def run(*args: str, check: bool = True) -> Any:
+        result = runner.invoke(app, list(args))
+        if check:
+            assert result.exit_code == 0, f"newsclass {' '.join(args)}: {result.output}"
+        return result
+
+    yield run
+    get_settings.cache_clear()
+
+
 @pytest.mark.slow
 def test_reclassify_with_a_trained_model_through_the_queue(
-    tmp_path: Path, stack_env, database_url, start_worker, newsclass
+    tmp_path: Path, stack_env, database_url, start_worker, newsclass, local, trained_b
 ) -> None:
     start_worker(stack_env, concurrency=1)
     jsonl = tmp_path / "articles.jsonl"
     jsonl.write_text("".join(json.dumps(a) + "\n" for a in make_articles(12)))
     assert "stored 12" in newsclass("enqueue", "--jsonl", str(jsonl), "--wait").stdout
-
-    train = tmp_path / "train.jsonl"
-    train.write_text("".join(json.dumps(r) + "\n" for r in make_labelled(60, seed=3)))
-    newsclass("train", "--data", str(train), "--out", str(tmp_path / "model-b"))
-    model_b = tmp_path / "model-b" / "model.skops"
-    version_b = json.loads((tmp_path / "model-b" / "model_card.json").read_text())["version"]
+    model_b, version_b = trained_b
 
     before = articles_now(database_url)
     old_rows = label_rows(database_url)
     (version_a,) = {a.model_version for a in before.values()}
     assert version_b != version_a
     old_by_label = {
-        label: query_ids(newsclass, "--label", label, "--model-version", version_a)
-        for label in LABELS
+        label: query_ids(local, "--label", label, "--model-version", version_a) for label in LABELS
     }
 
     # A model file that cannot be read: a clear error, nothing sent.
-    bad = newsclass("reclassify", "--model", str(tmp_path / "nope" / "model.skops"), check=False)
-    assert bad.returncode == 2 and "--model" in bad.stderr and "does not exist" in bad.stderr
+    bad = local("reclassify", "--model", str(tmp_path / "nope" / "model.skops"), check=False)
+    assert bad.exit_code == 2 and "--model" in bad.stderr and "does not exist" in bad.stderr
 
     plan = json.loads(
-        newsclass("reclassify", "--model", str(model_b), "--dry-run", "--format", "json").stdout
+        local("reclassify", "--model", str(model_b), "--dry-run", "--format", "json").stdout
     )
     assert plan["dry_run"] and plan["to_reclassify"] == 12 and plan["jobs"] == 1
     assert plan["from_versions"] == {version_a: 12} and plan["model_version"] == version_b
@@ -179,26 +215,26 @@ def test_reclassify_with_a_trained_model_through_the_queue(
     # The earlier version's labels stay queryable; the current ones are version b's.
     for label in LABELS:
         assert (
-            query_ids(newsclass, "--label", label, "--model-version", version_a)
+            query_ids(local, "--label", label, "--model-version", version_a)
             == (old_by_label[label])
         )
-        assert query_ids(newsclass, "--label", label) == sorted(
+        assert query_ids(local, "--label", label) == sorted(
             i for i, a in after.items() if label in a.labels
         )
-    assert len(query_ids(newsclass, "--model-version", version_b)) == 12
+    assert len(query_ids(local, "--model-version", version_b)) == 12
     both = next(
         i for i in before if {(v) for a, v, _, _ in rows_b if a == i} == {version_a, version_b}
     )
-    detail = json.loads(newsclass("show", str(both), "--format", "json").stdout)
+    detail = json.loads(local("show", str(both), "--format", "json").stdout)
     assert detail["model_version"] == version_b
     assert {row["model_version"] for row in detail["label_history"]} == {version_a, version_b}
-    assert f"labels of {version_a}" in newsclass("show", str(both)).stdout
-    jobs = json.loads(newsclass("jobs", "--status", "reclassified", "--format", "json").stdout)
+    assert f"labels of {version_a}" in local("show", str(both)).stdout
+    jobs = json.loads(local("jobs", "--status", "reclassified", "--format", "json").stdout)
     assert len(jobs) == 3
 
     # Twice is a no-op: the command sends nothing, the task itself changes nothing.
     again = json.loads(
-        newsclass("reclassify", "--model", str(model_b), "--wait", "--format", "json").stdout
+        local("reclassify", "--model", str(model_b), "--wait", "--format", "json").stdout
     )
     assert again["to_reclassify"] == 0 and again["already"] == 12
     client = Celery(broker=stack_env["NEWSCLASS_BROKER_URL"])
