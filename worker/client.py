@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from celery import signals
 from kombu.utils.uuid import uuid
 from sqlmodel import Session
 
@@ -82,7 +83,14 @@ def send_jobs(
         }
     reply_to = app.thread_oid
     sent_event = app.conf.task_send_sent_event
-    plain_json = app.conf.task_serializer == "json" and not app.conf.task_compression
+    # orjson writes the body, unless something reads it before or after it is sent (signal
+    # receivers see the body Celery would encode: a tuple).
+    plain_json = (
+        app.conf.task_serializer == "json"
+        and not app.conf.task_compression
+        and not signals.before_task_publish.receivers
+        and not signals.after_task_publish.receivers
+    )
     ids: list[str] = []
     with app.producer_or_acquire() as producer, producer.batch(max_size=PUBLISH_BATCH):
         for n, (job_id, payload) in enumerate(jobs):

@@ -205,3 +205,27 @@ def test_bulk_enqueue_sends_what_send_task_sends(broker_url: str, payload: dict)
     for key in ("argsrepr", "kwargsrepr"):
         sent_by_send_task["properties"].pop(key)
     assert sent_by_send_jobs == sent_by_send_task
+
+
+def test_publish_signal_receivers_see_the_body_celery_encodes(broker_url: str) -> None:
+    """With a before_task_publish receiver connected, bulk enqueue leaves the body to Celery, so
+    the receiver sees the (args, kwargs, embed) tuple it expects."""
+    from celery import Celery, signals
+
+    from worker.client import send_jobs
+
+    app = Celery(broker=broker_url)
+    app.conf.task_serializer = "json"
+    seen: list[object] = []
+
+    def receiver(body: object = None, **_: object) -> None:
+        seen.append(body)
+
+    signals.before_task_publish.connect(receiver)
+    try:
+        send_jobs([("signal-1", PLAIN)], app=app, queue="signal")
+    finally:
+        signals.before_task_publish.disconnect(receiver)
+    assert isinstance(seen[0], tuple) and seen[0][0] == (PLAIN,)
+    raw = json.loads(redis.Redis.from_url(broker_url).lrange("signal", 0, -1)[0])
+    assert b'", "' in base64.b64decode(raw["body"])  # kombu's encoder wrote it
