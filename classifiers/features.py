@@ -2,9 +2,10 @@
 
 One count of a batch's paragraphs (`count_words`: what `CountVectorizer.transform` gives, faster)
 counts the words of every paragraph; an article's counts are the sum of its paragraphs' rows (a
-sparse paragraph->article indicator product), so the text is tokenised once for both levels. `TfidfTransformer` then weighs both with the IDF learned on
-the training texts. With unigrams an article's summed counts equal the counts of its whole text, so
-training (whole texts) and serving (summed paragraphs) see the same numbers.
+sparse paragraph->article indicator product), so the text is tokenised once for both levels.
+`TfidfTransformer` then weighs both with the IDF learned on the training texts. With unigrams an
+article's summed counts equal the counts of its whole text, so training (whole texts) and serving
+(summed paragraphs) see the same numbers.
 
 An optional dense block holds one feature per topic: sqrt(share of the text's counted words that are
 on that topic's hand-written list from the annotation guideline, see `classifiers.lexicon`) times
@@ -138,9 +139,7 @@ class Featurizer:
 # can only start and end at a word boundary, so the two \b checks change nothing but cost a
 # third of the tokenizing time (tests/unit/test_classifiers.py compares the two).
 WORD_PATTERN = r"(?u)\w\w+"
-
-
-SKLEARN_WORD_PATTERN = r"(?u)\b\w\w+\b"
+SKLEARN_WORD_PATTERN = CountVectorizer().token_pattern
 
 # Word tokens without a regex scan of the text: lower-cased text as UTF-8, every ASCII byte that is
 # not a word character turned into a space, split on spaces. Runs of ASCII word characters come out

@@ -121,7 +121,6 @@ def send_jobs(
     return ids
 
 
-_JSON_TYPES_ONLY = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
 _FLAT_TYPES = frozenset({str, int, bool, type(None)})
 
 
@@ -136,8 +135,8 @@ def _json_body(message: Any) -> Any:
     if not all(type(arg) is dict and set(map(type, arg.values())) <= _FLAT_TYPES for arg in args):
         return message
     try:
-        body = orjson.dumps(message.body, option=_JSON_TYPES_ONLY)
-    except TypeError:  # orjson.JSONEncodeError: surrogates, integers past 64 bits
+        body = orjson.dumps(message.body)
+    except TypeError:  # orjson.JSONEncodeError: surrogates, integers past 64 bits, odd keys
         return message
     message.properties.update(content_type="application/json", content_encoding="utf-8")
     return message._replace(body=body)

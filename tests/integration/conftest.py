@@ -10,15 +10,17 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 import redis
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
 from tests.conftest import service_missing
 from worker import db
 from worker.embedded import LocalRedis, WorkerProcess
+from worker.settings import get_settings
 
 POSTGRES_URL = os.environ.get(
     "NEWSCLASS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -159,3 +161,23 @@ def start_beat(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]
         proc.wait(10)
     for log in logs:
         log.close()
+
+
+@pytest.fixture
+def cli(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
+    """Run `newsclass` in-process (Typer's runner) against the test's database: the commands
+    that send nothing, without a Python start-up and imports per call."""
+    from worker.cli import app
+
+    monkeypatch.setenv("NEWSCLASS_DATABASE_URL", database_url)
+    monkeypatch.delenv("NEWSCLASS_FORMAT", raising=False)
+    get_settings.cache_clear()
+    runner = CliRunner()
+
+    def run(*args: str, code: int = 0) -> Any:
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == code, f"newsclass {' '.join(args)}: {result.output}"
+        return result
+
+    yield run
+    get_settings.cache_clear()

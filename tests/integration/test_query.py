@@ -12,7 +12,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,11 +21,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
-from typer.testing import CliRunner
 
 from worker import db
 from worker.query import build_filter
-from worker.settings import get_settings
 from worker.store import NewArticle, find_articles, get_engine, record_jobs, upsert_articles
 
 
@@ -147,25 +145,6 @@ def seed(database_url: str) -> dict[str, int]:
 @pytest.fixture
 def seeded(database_url: str) -> dict[str, int]:
     return seed(database_url)
-
-
-@pytest.fixture
-def cli(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
-    """Run `newsclass` in-process (Typer's runner) against the test's database."""
-    from worker.cli import app
-
-    monkeypatch.setenv("NEWSCLASS_DATABASE_URL", database_url)
-    monkeypatch.delenv("NEWSCLASS_FORMAT", raising=False)
-    get_settings.cache_clear()
-    runner = CliRunner()
-
-    def run(*args: str, code: int = 0) -> Any:
-        result = runner.invoke(app, list(args))
-        assert result.exit_code == code, f"newsclass {' '.join(args)}: {result.output}"
-        return result
-
-    yield run
-    get_settings.cache_clear()
 
 
 def test_every_filter_finds_what_it_should(database_url: str, seeded: dict[str, int]) -> None:

@@ -10,7 +10,6 @@ import copy
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,6 @@ from tests.conftest import wait_until
 from worker.ingest import Limits
 from worker.pipeline import IngestJob, process_batch
 from worker.reclassify import ReclassifyRequest, process_reclassify
-from worker.settings import get_settings
 from worker.store import Article, ArticleFilter, ArticleLabel, Job, find_articles, get_engine
 
 LabelRow = tuple[int, str, str, float]
@@ -139,33 +137,9 @@ def trained_b(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return out / "model.skops", json.loads((out / "model_card.json").read_text())["version"]
 
 
-@pytest.fixture
-def local(stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """`newsclass` in this process (Typer's runner) for the commands that send nothing: the
-    same code without a Python start-up and imports per call. Commands that send jobs run in
-    their own processes (the `newsclass` fixture)."""
-    from typer.testing import CliRunner
-
-    from worker.cli import app
-
-    for key, value in stack_env.items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
-    runner = CliRunner()
-
-    def run(*args: str, check: bool = True) -> Any:
-        result = runner.invoke(app, list(args))
-        if check:
-            assert result.exit_code == 0, f"newsclass {' '.join(args)}: {result.output}"
-        return result
-
-    yield run
-    get_settings.cache_clear()
-
-
 @pytest.mark.slow
 def test_reclassify_with_a_trained_model_through_the_queue(
-    tmp_path: Path, stack_env, database_url, start_worker, newsclass, local, trained_b
+    tmp_path: Path, stack_env, database_url, start_worker, newsclass, cli, trained_b
 ) -> None:
     start_worker(stack_env, concurrency=1)
     jsonl = tmp_path / "articles.jsonl"
@@ -178,15 +152,15 @@ def test_reclassify_with_a_trained_model_through_the_queue(
     (version_a,) = {a.model_version for a in before.values()}
     assert version_b != version_a
     old_by_label = {
-        label: query_ids(local, "--label", label, "--model-version", version_a) for label in LABELS
+        label: query_ids(cli, "--label", label, "--model-version", version_a) for label in LABELS
     }
 
     # A model file that cannot be read: a clear error, nothing sent.
-    bad = local("reclassify", "--model", str(tmp_path / "nope" / "model.skops"), check=False)
-    assert bad.exit_code == 2 and "--model" in bad.stderr and "does not exist" in bad.stderr
+    bad = cli("reclassify", "--model", str(tmp_path / "nope" / "model.skops"), code=2)
+    assert "--model" in bad.stderr and "does not exist" in bad.stderr
 
     plan = json.loads(
-        local("reclassify", "--model", str(model_b), "--dry-run", "--format", "json").stdout
+        cli("reclassify", "--model", str(model_b), "--dry-run", "--format", "json").stdout
     )
     assert plan["dry_run"] and plan["to_reclassify"] == 12 and plan["jobs"] == 1
     assert plan["from_versions"] == {version_a: 12} and plan["model_version"] == version_b
@@ -215,26 +189,25 @@ def test_reclassify_with_a_trained_model_through_the_queue(
     # The earlier version's labels stay queryable; the current ones are version b's.
     for label in LABELS:
         assert (
-            query_ids(local, "--label", label, "--model-version", version_a)
-            == (old_by_label[label])
+            query_ids(cli, "--label", label, "--model-version", version_a) == (old_by_label[label])
         )
-        assert query_ids(local, "--label", label) == sorted(
+        assert query_ids(cli, "--label", label) == sorted(
             i for i, a in after.items() if label in a.labels
         )
-    assert len(query_ids(local, "--model-version", version_b)) == 12
+    assert len(query_ids(cli, "--model-version", version_b)) == 12
     both = next(
         i for i in before if {(v) for a, v, _, _ in rows_b if a == i} == {version_a, version_b}
     )
-    detail = json.loads(local("show", str(both), "--format", "json").stdout)
+    detail = json.loads(cli("show", str(both), "--format", "json").stdout)
     assert detail["model_version"] == version_b
     assert {row["model_version"] for row in detail["label_history"]} == {version_a, version_b}
-    assert f"labels of {version_a}" in local("show", str(both)).stdout
-    jobs = json.loads(local("jobs", "--status", "reclassified", "--format", "json").stdout)
+    assert f"labels of {version_a}" in cli("show", str(both)).stdout
+    jobs = json.loads(cli("jobs", "--status", "reclassified", "--format", "json").stdout)
     assert len(jobs) == 3
 
     # Twice is a no-op: the command sends nothing, the task itself changes nothing.
     again = json.loads(
-        local("reclassify", "--model", str(model_b), "--wait", "--format", "json").stdout
+        cli("reclassify", "--model", str(model_b), "--wait", "--format", "json").stdout
     )
     assert again["to_reclassify"] == 0 and again["already"] == 12
     client = Celery(broker=stack_env["NEWSCLASS_BROKER_URL"])
