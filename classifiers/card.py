@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,10 @@ DESCRIPTION = (
     "the annotation guideline (classifiers/lexicon.py); optionally, at training time only, each "
     "article's mean word vector (PPMI+SVD vectors learned from the training and unlabelled texts, "
     "classifiers/wordvectors.py), whose weights are folded into the TF-IDF weights after fitting. "
-    "One logistic regression per label, "
-    "sigmoid-calibrated; a label is assigned when its probability reaches its threshold (F1-optimal "
-    "on out-of-fold predictions of the training data). Paragraphs are scored with the same weights "
+    "One logistic regression per label (trained on the training data and any supplement of "
+    "the project's own articles), sigmoid-calibrated on out-of-fold decisions; a label is "
+    "assigned when its probability reaches its threshold (F1-optimal on out-of-fold predictions "
+    "of the training data). Paragraphs are scored with the same weights "
     "and thresholds. Stored with skops as a dict of scikit-learn objects, numpy arrays and builtins."
 )
 
@@ -39,6 +41,7 @@ def build_card(
     dev_path: Path | None = None,
     bbc_path: Path | None = None,
     unlabeled_path: Path | None = None,
+    supplement_paths: Sequence[Path] = (),
 ) -> dict[str, Any]:
     """Card contents: versions, data hashes, config, CV, dev and BBC results, speed."""
     card: dict[str, Any] = {
@@ -65,6 +68,10 @@ def build_card(
     }
     if unlabeled_path is not None:
         card["data"]["unlabeled"] = _file_entry(unlabeled_path, "word vectors only, no labels")
+    for path in supplement_paths:
+        card["data"][f"supplement {path.stem}"] = _file_entry(
+            path, "trained on in every CV training fold, never scored"
+        )
     speed_texts = [model_text(r.title, r.text) for r in read_labelled(dev_path or train_path)]
     if dev_path is not None:
         card["data"]["dev"] = _file_entry(dev_path, "evaluated only")

@@ -1152,14 +1152,28 @@ def train(
     dev: Annotated[
         Path | None, typer.Option(help="Labelled data to report on (never trained on).")
     ] = None,
+    supplement: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Labelled JSONL or CSV learned from in every CV training fold but never scored "
+            "(repeatable)."
+        ),
+    ] = None,
+    unlabeled: Annotated[
+        Path | None, typer.Option(help="Unlabelled JSONL or CSV to learn word vectors from.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Train a topic model and save it with skops and a model card."""
     from classifiers import evaluate_model, read_labelled, save_model, train_model
+    from classifiers.data import read_unlabeled
 
+    paths = supplement or []
     try:
         records = read_labelled(data)
         dev_records = read_labelled(dev) if dev else None
+        extra = [record for path in paths for record in read_labelled(path)]
+        texts = read_unlabeled(unlabeled) if unlabeled else []
     except (OSError, ValueError) as exc:
         raise fail(str(exc)) from None
     with progress_bar() as bar:
@@ -1168,8 +1182,13 @@ def train(
         def progress(step: int, total: int, description: str) -> None:
             bar.update(task, completed=step, total=total, description=description)
 
-        model, report = train_model(records, seed=seed, progress=progress)
-    card: dict[str, Any] = {"training": report, "data": [str(data)]}
+        model, report = train_model(
+            records, unlabeled=texts, supplement=extra, seed=seed, progress=progress
+        )
+    card: dict[str, Any] = {
+        "training": report,
+        "data": [str(path) for path in (data, *paths, *([unlabeled] if unlabeled else []))],
+    }
     if dev_records is not None:
         card["dev"] = evaluate_model(model, dev_records)
     path = save_model(model, out_dir, card=card)

@@ -126,15 +126,23 @@ def query_ids(newsclass: Any, *args: str) -> list[int]:
 
 @pytest.fixture(scope="module")
 def trained_b(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """A second model, trained once by `newsclass train` on synthetic articles: (file, version)."""
+    """A second model, trained once by `newsclass train` on synthetic articles: (file, version).
+
+    It also learns from a supplement file, which the card counts apart from the training data.
+    """
     out = tmp_path_factory.mktemp("model-b")
-    train = out / "train.jsonl"
+    train, supplement = out / "train.jsonl", out / "supplement.jsonl"
     train.write_text("".join(json.dumps(r) + "\n" for r in make_labelled(60, seed=3)))
+    supplement.write_text("".join(json.dumps(r) + "\n" for r in make_labelled(20, seed=4)))
     subprocess.run(
-        [sys.executable, "-m", "worker", "train", "--data", str(train), "--out", str(out)],
+        [sys.executable, "-m", "worker", "train", "--data", str(train), "--out", str(out),
+         "--supplement", str(supplement)],
         check=True, capture_output=True, timeout=600,
     )  # fmt: skip
-    return out / "model.skops", json.loads((out / "model_card.json").read_text())["version"]
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["training"]["n_train"] == card["training"]["cv"]["n"] == 60
+    assert card["training"]["n_supplement"] == 20 and str(supplement) in card["data"]
+    return out / "model.skops", card["version"]
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ no corpus text is copied here.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -17,7 +18,10 @@ import pytest
 import skops.io as sio
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 import classifiers
 from classifiers import (
@@ -40,12 +44,15 @@ from classifiers.data import read_unlabeled
 from classifiers.evaluate import bbc_checks
 from classifiers.features import WORD_PATTERN, count_words, word_columns
 from classifiers.persist import model_state
+from classifiers.train import platt_scaling
 from classifiers.wordvectors import fold_coefficients, learn_word_vectors, term_vectors
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 WIKINEWS_DEV = SHARED / "data" / "wikinews" / "dev.jsonl"
 BBC = SHARED / "data" / "bbc" / "bbc.jsonl"
 SEED_ARTICLE = SHARED / "samples" / "seed-article.txt"
+# 100 random BBC politics ids labelled by one reader against the guideline (ids and reasons only).
+BBC_POLITICS_AUDIT = Path(__file__).resolve().parents[1] / "data" / "bbc_politics_audit.jsonl"
 
 
 def _need(path: Path) -> Path:
@@ -449,6 +456,62 @@ def test_trained_model_without_unlabeled_text_and_with_it() -> None:
     assert widened.coef.shape == plain.coef.shape
 
 
+def test_platt_scaling_is_scikit_learns_sigmoid_calibration() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4))
+    y = (x[:, 0] + rng.normal(size=300) > 0.5).astype(int)
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+    calibrated = CalibratedClassifierCV(
+        LogisticRegression(), method="sigmoid", cv=folds, ensemble=False
+    ).fit(x, y)
+    sigmoid = calibrated.calibrated_classifiers_[0].calibrators[0]
+    decision = cross_val_predict(LogisticRegression(), x, y, cv=folds, method="decision_function")
+    a, b = platt_scaling(decision, y)
+    ours = 1 / (1 + np.exp(a * decision + b))
+    theirs = 1 / (1 + np.exp(sigmoid.a_ * decision + sigmoid.b_))
+    assert np.abs(ours - theirs).max() < 1e-3  # the same fit, up to the solvers' tolerance
+    # Separable decisions still give a finite sigmoid (Platt's regularised targets).
+    a, b = platt_scaling(np.array([-2.0, -1.0, 1.0, 2.0]), np.array([0, 0, 1, 1]))
+    assert math.isfinite(a) and math.isfinite(b) and a < 0
+
+
+def test_supplement_is_learned_from_but_never_scored() -> None:
+    records = _synthetic(80, seed=11)
+    rng = random.Random(12)
+    supplement = [
+        LabelledRecord(
+            text=" ".join(["zorblax"] * 4 + [rng.choice(_FILLER) for _ in range(20)]),
+            labels=["trade"],
+        )
+        for _ in range(15)
+    ] + [
+        LabelledRecord(text=" ".join(rng.choice(_FILLER) for _ in range(24)), labels=[])
+        for _ in range(15)
+    ]
+    plain, plain_report = train_model(records, seed=0)
+    model, report = train_model(records, supplement=supplement, seed=0)
+    assert report["n_train"] == report["cv"]["n"] == plain_report["cv"]["n"] == 80
+    assert report["n_supplement"] == 30 and "30 supplement" in report["config"]["supplement"]
+    assert model.version != plain.version
+    text = "zorblax zorblax zorblax museum weather report"
+    assert "trade" in model.predict([text])[0].labels
+    assert "trade" not in plain.predict([text])[0].labels
+
+
+def test_the_shipped_supplement_follows_the_label_rules() -> None:
+    folder = default_model_path().parent.parent / "supplement"
+    files = sorted(folder.glob("*.jsonl"))
+    assert files, folder
+    records = [record for path in files for record in read_labelled(path)]
+    ids = [record.id for record in records]
+    assert len(ids) == len(set(ids)) and all(i and i.startswith("supp-") for i in ids)
+    assert all(record.title and len(record.text.split()) >= 60 for record in records)
+    card = json.loads((default_model_path().parent / "model_card.json").read_text("utf-8"))
+    shipped = {e["file"]: e["sha256"] for e in card["data"].values()}
+    for path in files:  # the shipped model was trained on exactly these files
+        assert shipped[path.name] == hashlib.sha256(path.read_bytes()).hexdigest(), path
+
+
 def test_read_unlabeled_jsonl_and_csv(tmp_path: Path) -> None:
     jsonl = tmp_path / "unlabeled.jsonl"
     jsonl.write_text(
@@ -481,7 +544,7 @@ def test_read_labelled_names_bad_rows(tmp_path: Path, line: str, message: str) -
 
 
 @pytest.mark.xfail(
-    reason="issue 3: dev macro-F1 is 0.8417 (trade 0.8182, domestic_politics 0.83), target 0.87",
+    reason="issue 3: dev macro-F1 is 0.8609 (every label >= 0.78 met), target 0.87",
     strict=False,
 )
 def test_dev_split_quality(model: TopicModel) -> None:
@@ -490,13 +553,35 @@ def test_dev_split_quality(model: TopicModel) -> None:
     assert all(m["f1"] >= 0.78 for m in result["per_label"].values()), result
 
 
-@pytest.mark.xfail(
-    reason="issue 3: BBC none-rate is 0.9705 and politics recall 0.866, targets 0.99 and 0.90",
-    strict=False,
-)
-def test_bbc_checks(model: TopicModel) -> None:
+def test_bbc_sport_entertainment_and_tech_get_no_label(model: TopicModel) -> None:
     checks = bbc_checks(model, _need(BBC))
     assert checks["non_news_no_label_rate"] >= 0.99, checks
+
+
+def test_bbc_politics_that_the_guideline_calls_domestic_politics_get_it(model: TopicModel) -> None:
+    audit = [json.loads(line) for line in BBC_POLITICS_AUDIT.read_text("utf-8").splitlines()]
+    truth = {row["id"]: row["domestic_politics"] for row in audit}
+    with _need(BBC).open(encoding="utf-8") as handle:
+        articles = [row for row in map(json.loads, handle) if row["id"] in truth]
+    assert len(articles) == len(truth) == 100
+    predictions = model.predict([model_text(a["title"] or "", a["text"]) for a in articles])
+    found = [
+        ("domestic_politics" in p.labels, truth[a["id"]])
+        for a, p in zip(articles, predictions, strict=True)
+    ]
+    hits = sum(given and meant for given, meant in found)
+    recall = hits / sum(meant for _, meant in found)
+    precision = hits / sum(given for given, _ in found)
+    assert recall >= 0.9 and precision >= 0.8, (recall, precision)
+
+
+@pytest.mark.xfail(
+    reason="issue 3: BBC politics get domestic_politics at 0.826, target 0.90; by the guideline "
+    "only about 75% of them are domestic politics (tests/data/bbc_politics_audit.jsonl)",
+    strict=False,
+)
+def test_bbc_politics_get_domestic_politics(model: TopicModel) -> None:
+    checks = bbc_checks(model, _need(BBC))
     assert checks["politics_domestic_politics_rate"] >= 0.90, checks
 
 
