@@ -268,16 +268,22 @@ DEVELOPMENT_NOTES: tuple[str, ...] = (
     "systems and its near misses) 0.8485/0.8594/0.9926/0.821; vocabulary and IDF from corpus + "
     "supplement 0.8492/0.8609/0.9918/0.826 (shipped); weight 0.5/2 instead of 1: CV 0.8484/0.8477. "
     "Measured and not kept (CV fell or dev trade fell): trade (50 tariff/sanction/embargo "
-    "articles) 0.8478, dev trade 0.837 -> 0.773; defence_trade (hard cases: counter-terrorism, "
+    "articles) 0.8485, dev trade 0.837 -> 0.791; defence_trade (hard cases: counter-terrorism, "
     "nuclear talks, asset freezes, boycotts, and their zero-label neighbours) 0.8476, dev trade "
     "0.791; politics_world (strikes against governments, decrees, cabinets; summits, UN "
-    "speeches) 0.8451.",
+    "speeches) 0.8451; politics_2 (50 more like politics) 0.8451; the supplement doubled (50 "
+    "more of each kept kind) 0.8459, dev 0.8628.",
     "BBC politics target: an audit of 100 random BBC politics articles against the guideline "
     "(tests/data/bbc_politics_audit.jsonl, one reader) finds domestic_politics in 75 (25 are "
     "diplomacy, aid, obituaries, court cases or human-interest stories about MPs; 17 of the 100 "
     "are borderline). A model that follows the guideline should give about 75-88%, not 90%. On "
     "those 100, domestic_politics precision/recall against the audit: previous model 0.841/0.987, "
     "shipped 0.847/0.960.",
+    "Conclusion of the fourth round: the supplement is shipped (BBC no-label 0.9705 -> 0.9918, "
+    "target met; dev 0.8417 -> 0.8609, every label >= 0.78). Dev 0.87 is not met: CV has sat at "
+    "0.845-0.849 through four rounds of model and data changes, which points at the 971 labelled "
+    "articles. BBC politics 0.90 is not met and, by the audit, asks for labels the guideline "
+    "does not give.",
 )
 
 
