@@ -51,8 +51,12 @@ SHARED = Path(__file__).resolve().parents[3] / "shared"
 WIKINEWS_DEV = SHARED / "data" / "wikinews" / "dev.jsonl"
 BBC = SHARED / "data" / "bbc" / "bbc.jsonl"
 SEED_ARTICLE = SHARED / "samples" / "seed-article.txt"
-# 100 random BBC politics ids labelled by one reader against the guideline (ids and reasons only).
-BBC_POLITICS_AUDIT = Path(__file__).resolve().parents[1] / "data" / "bbc_politics_audit.jsonl"
+# 100 random BBC politics ids labelled against the guideline by two independent readers (ids and
+# one-line reasons only, no BBC text).
+BBC_POLITICS_AUDITS = [
+    Path(__file__).resolve().parents[1] / "data" / name
+    for name in ("bbc_politics_audit.jsonl", "bbc_politics_audit_reader2.jsonl")
+]
 
 
 def _need(path: Path) -> Path:
@@ -558,8 +562,11 @@ def test_bbc_sport_entertainment_and_tech_get_no_label(model: TopicModel) -> Non
     assert checks["non_news_no_label_rate"] >= 0.99, checks
 
 
-def test_bbc_politics_that_the_guideline_calls_domestic_politics_get_it(model: TopicModel) -> None:
-    audit = [json.loads(line) for line in BBC_POLITICS_AUDIT.read_text("utf-8").splitlines()]
+@pytest.mark.parametrize("audit_file", BBC_POLITICS_AUDITS, ids=["reader1", "reader2"])
+def test_bbc_politics_that_the_guideline_calls_domestic_politics_get_it(
+    model: TopicModel, audit_file: Path
+) -> None:
+    audit = [json.loads(line) for line in audit_file.read_text("utf-8").splitlines()]
     truth = {row["id"]: row["domestic_politics"] for row in audit}
     with _need(BBC).open(encoding="utf-8") as handle:
         articles = [row for row in map(json.loads, handle) if row["id"] in truth]
@@ -576,8 +583,8 @@ def test_bbc_politics_that_the_guideline_calls_domestic_politics_get_it(model: T
 
 
 @pytest.mark.xfail(
-    reason="issue 3: BBC politics get domestic_politics at 0.826, target 0.90; by the guideline "
-    "only about 75% of them are domestic politics (tests/data/bbc_politics_audit.jsonl)",
+    reason="issue 3: BBC politics get domestic_politics at 0.826, target 0.90; two readers of "
+    "100 against the guideline found domestic politics in 75 and 84 (tests/data/bbc_politics_audit*)",
     strict=False,
 )
 def test_bbc_politics_get_domestic_politics(model: TopicModel) -> None:
