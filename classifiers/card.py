@@ -42,6 +42,7 @@ def build_card(
     bbc_path: Path | None = None,
     unlabeled_path: Path | None = None,
     supplement_paths: Sequence[Path] = (),
+    annotation_paths: Sequence[Path] = (),
 ) -> dict[str, Any]:
     """Card contents: versions, data hashes, config, CV, dev and BBC results, speed."""
     card: dict[str, Any] = {
@@ -71,6 +72,11 @@ def build_card(
     for path in supplement_paths:
         card["data"][f"supplement {path.stem}"] = _file_entry(
             path, "trained on in every CV training fold, never scored"
+        )
+    for path in annotation_paths:
+        card["data"][f"annotations {path.stem}"] = _file_entry(
+            path,
+            "labels for unlabelled articles: trained on in every CV training fold, never scored",
         )
     speed_texts = [model_text(r.title, r.text) for r in read_labelled(dev_path or train_path)]
     if dev_path is not None:

@@ -106,6 +106,36 @@ def read_unlabeled(path: str | Path) -> list[str]:
     return texts
 
 
+def read_annotations(path: str | Path, articles: str | Path) -> list[LabelledRecord]:
+    """Labelled records whose text lives in another file, joined by `id`.
+
+    `path` is JSONL of `{"id", "labels"}` (other fields such as `note` are ignored): labels this
+    project gave to articles of `articles` (JSONL or CSV with `id`, `title`, `text`|`body`), so the
+    third-party text stays where it is and only ids and labels are kept in the repository. An id
+    missing from `articles`, or given twice, raises ValueError naming `file:line`.
+    """
+    path, articles = Path(path), Path(articles)
+    for file in (path, articles):
+        if not file.is_file():
+            raise ValueError(f"{file}: no such file")
+    if articles.suffix.lower() == ".csv":
+        with articles.open(encoding="utf-8", newline="") as handle:
+            by_id = {row.get("id"): row for row in csv.DictReader(handle)}
+    else:
+        by_id = {row.get("id"): row for _, row in _jsonl_rows(articles)}
+    records, seen = [], set()
+    for line, row in _jsonl_rows(path):
+        where = f"{path}:{line}"
+        article_id = row.get("id")
+        if article_id not in by_id:
+            raise ValueError(f"{where}: id {article_id!r} is not in {articles}")
+        if article_id in seen:
+            raise ValueError(f"{where}: id {article_id!r} is labelled twice")
+        seen.add(article_id)
+        records.append(_to_record({**by_id[article_id], "labels": row.get("labels")}, where))
+    return records
+
+
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     with path.open(encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, start=1):

@@ -23,7 +23,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from classifiers.card import build_card
-from classifiers.data import LABELS, LabelledRecord, model_text, read_labelled, read_unlabeled
+from classifiers.data import (
+    LABELS,
+    LabelledRecord,
+    model_text,
+    read_annotations,
+    read_labelled,
+    read_unlabeled,
+)
 from classifiers.features import FeatureConfig, Featurizer, build_featurizer
 from classifiers.metrics import best_threshold, label_matrix, scores_report
 from classifiers.model import TopicModel, split_paragraphs
@@ -710,14 +717,26 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=[],
         help="labelled JSONL/CSV learned from but never scored (repeatable)",
     )
+    parser.add_argument(
+        "--annotations",
+        type=Path,
+        action="append",
+        default=[],
+        help="JSONL of id + labels for articles of --unlabeled: learned from, never scored",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.annotations and not args.unlabeled:
+        parser.error("--annotations labels articles of --unlabeled: give --unlabeled too")
 
     def show(step: int, total: int, description: str) -> None:
         print(f"[{step}/{total}] {description}", flush=True)
 
     unlabeled = read_unlabeled(args.unlabeled) if args.unlabeled else []
     supplement = [record for path in args.supplement for record in read_labelled(path)]
+    supplement += [
+        record for path in args.annotations for record in read_annotations(path, args.unlabeled)
+    ]
     model, report = train_model(
         read_labelled(args.data),
         unlabeled=unlabeled,
@@ -733,6 +752,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         bbc_path=args.bbc,
         unlabeled_path=args.unlabeled,
         supplement_paths=args.supplement,
+        annotation_paths=args.annotations,
     )
     path = save_model(model, args.out, card=card)
     print(json.dumps({k: card[k] for k in ("version", "cv", "dev", "bbc", "speed")}, indent=1))

@@ -1162,17 +1162,28 @@ def train(
     unlabeled: Annotated[
         Path | None, typer.Option(help="Unlabelled JSONL or CSV to learn word vectors from.")
     ] = None,
+    annotations: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="JSONL of id + labels for articles of --unlabeled: learned from in every CV "
+            "training fold but never scored (repeatable)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Train a topic model and save it with skops and a model card."""
     from classifiers import evaluate_model, read_labelled, save_model, train_model
-    from classifiers.data import read_unlabeled
+    from classifiers.data import read_annotations, read_unlabeled
 
-    paths = supplement or []
+    paths, labelled_ids = supplement or [], annotations or []
+    if labelled_ids and unlabeled is None:
+        raise fail("--annotations labels articles of --unlabeled: give --unlabeled too")
     try:
         records = read_labelled(data)
         dev_records = read_labelled(dev) if dev else None
         extra = [record for path in paths for record in read_labelled(path)]
+        if unlabeled is not None:
+            extra += [r for path in labelled_ids for r in read_annotations(path, unlabeled)]
         texts = read_unlabeled(unlabeled) if unlabeled else []
     except (OSError, ValueError) as exc:
         raise fail(str(exc)) from None
@@ -1187,7 +1198,9 @@ def train(
         )
     card: dict[str, Any] = {
         "training": report,
-        "data": [str(path) for path in (data, *paths, *([unlabeled] if unlabeled else []))],
+        "data": [
+            str(path) for path in (data, *paths, *labelled_ids, *([unlabeled] if unlabeled else []))
+        ],
     }
     if dev_records is not None:
         card["dev"] = evaluate_model(model, dev_records)

@@ -40,7 +40,7 @@ from classifiers import (
     split_paragraphs,
     train_model,
 )
-from classifiers.data import read_unlabeled
+from classifiers.data import read_annotations, read_unlabeled
 from classifiers.evaluate import bbc_checks
 from classifiers.features import WORD_PATTERN, count_words, word_columns
 from classifiers.persist import model_state
@@ -514,6 +514,32 @@ def test_the_shipped_supplement_follows_the_label_rules() -> None:
     shipped = {e["file"]: e["sha256"] for e in card["data"].values()}
     for path in files:  # the shipped model was trained on exactly these files
         assert shipped[path.name] == hashlib.sha256(path.read_bytes()).hexdigest(), path
+
+
+def test_read_annotations_joins_labels_to_the_articles_by_id(tmp_path: Path) -> None:
+    articles = tmp_path / "articles.jsonl"
+    articles.write_text(
+        '{"id": "a1", "title": "T1", "text": "Body one"}\n{"id": "a2", "body": "Body two"}\n',
+        encoding="utf-8",
+    )
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(
+        '{"id": "a2", "labels": ["trade", "defence"], "note": "why"}\n{"id": "a1", "labels": []}\n',
+        encoding="utf-8",
+    )
+    assert read_annotations(labels, articles) == [
+        LabelledRecord(text="Body two", labels=["defence", "trade"], id="a2"),
+        LabelledRecord(text="Body one", labels=[], title="T1", id="a1"),
+    ]
+    labels.write_text('{"id": "a1", "labels": []}\n{"id": "a3", "labels": []}\n', "utf-8")
+    with pytest.raises(ValueError, match=r"labels\.jsonl:2: id 'a3' is not in"):
+        read_annotations(labels, articles)
+    labels.write_text('{"id": "a1", "labels": []}\n{"id": "a1", "labels": []}\n', "utf-8")
+    with pytest.raises(ValueError, match=r"labels\.jsonl:2: id 'a1' is labelled twice"):
+        read_annotations(labels, articles)
+    labels.write_text('{"id": "a1", "labels": ["sport"]}\n', "utf-8")
+    with pytest.raises(ValueError, match="unknown label"):
+        read_annotations(labels, articles)
 
 
 def test_read_unlabeled_jsonl_and_csv(tmp_path: Path) -> None:
