@@ -45,7 +45,6 @@ train: $(STAMP)  ## retrain the shipped model from ../shared/data
 	$(BIN)/python -m classifiers.train --data ../shared/data/wikinews/train.jsonl --out classifiers/default \
 		--unlabeled ../shared/data/wikinews/unlabeled.jsonl \
 		$(foreach f,$(sort $(wildcard classifiers/supplement/*.jsonl)),--supplement $(f)) \
-		$(foreach f,$(sort $(wildcard classifiers/supplement/annotations/*.jsonl)),--annotations $(f)) \
 		--dev ../shared/data/wikinews/dev.jsonl --bbc ../shared/data/bbc/bbc.jsonl
 
 clean:

@@ -49,6 +49,9 @@ from classifiers.wordvectors import fold_coefficients, learn_word_vectors, term_
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 WIKINEWS_DEV = SHARED / "data" / "wikinews" / "dev.jsonl"
+WIKINEWS_TRAIN = SHARED / "data" / "wikinews" / "train.jsonl"
+WIKINEWS_UNLABELED = SHARED / "data" / "wikinews" / "unlabeled.jsonl"
+ANNOTATIONS = Path(classifiers.__file__).resolve().parent / "annotations"
 BBC = SHARED / "data" / "bbc" / "bbc.jsonl"
 SEED_ARTICLE = SHARED / "samples" / "seed-article.txt"
 # 100 random BBC politics ids labelled against the guideline by two independent readers (ids and
@@ -540,6 +543,29 @@ def test_read_annotations_joins_labels_to_the_articles_by_id(tmp_path: Path) -> 
     labels.write_text('{"id": "a1", "labels": ["sport"]}\n', "utf-8")
     with pytest.raises(ValueError, match="unknown label"):
         read_annotations(labels, articles)
+
+
+def test_the_annotations_label_articles_of_the_unlabeled_file() -> None:
+    path = ANNOTATIONS / "wikinews_unlabeled.jsonl"
+    records = read_annotations(path, _need(WIKINEWS_UNLABELED))
+    assert len(records) == 1320 and all(record.text for record in records)
+    samples = [json.loads(line)["sample"] for line in path.read_text("utf-8").splitlines()]
+    assert samples.count("random") == 960 and samples.count("uncertain") == 360
+
+
+def test_the_annotators_agree_with_the_corpus_labels_on_a_blind_check() -> None:
+    """120 training articles were mixed blind into the annotators' batches."""
+    check = [
+        json.loads(line)
+        for line in (ANNOTATIONS / "train_blind_check.jsonl").read_text("utf-8").splitlines()
+    ]
+    gold = {record.id: record.labels for record in read_labelled(_need(WIKINEWS_TRAIN))}
+    assert len(check) == 120
+    for label in LABELS:
+        given = sum(label in row["labels"] for row in check)
+        meant = sum(label in gold[row["id"]] for row in check)
+        both = sum(label in row["labels"] and label in gold[row["id"]] for row in check)
+        assert 2 * both / (given + meant) >= 0.9, label
 
 
 def test_read_unlabeled_jsonl_and_csv(tmp_path: Path) -> None:
