@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,14 +90,8 @@ def read_unlabeled(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
-    if path.suffix.lower() == ".csv":
-        with path.open(encoding="utf-8", newline="") as handle:
-            reader = csv.DictReader(handle)
-            rows = [(reader.line_num, row) for row in reader]
-    else:
-        rows = list(_jsonl_rows(path))
     texts = []
-    for line, row in rows:
+    for line, row in _article_rows(path):
         text = row.get("text", row.get("body"))
         title = row.get("title") or ""
         if not isinstance(text, str) or not isinstance(title, str):
@@ -118,11 +112,7 @@ def read_annotations(path: str | Path, articles: str | Path) -> list[LabelledRec
     for file in (path, articles):
         if not file.is_file():
             raise ValueError(f"{file}: no such file")
-    if articles.suffix.lower() == ".csv":
-        with articles.open(encoding="utf-8", newline="") as handle:
-            by_id = {row.get("id"): row for row in csv.DictReader(handle)}
-    else:
-        by_id = {row.get("id"): row for _, row in _jsonl_rows(articles)}
+    by_id = {row.get("id"): row for _, row in _article_rows(articles)}
     records, seen = [], set()
     for line, row in _jsonl_rows(path):
         where = f"{path}:{line}"
@@ -134,6 +124,29 @@ def read_annotations(path: str | Path, articles: str | Path) -> list[LabelledRec
         seen.add(article_id)
         records.append(_to_record({**by_id[article_id], "labels": row.get("labels")}, where))
     return records
+
+
+def read_supplement(
+    paths: Sequence[str | Path] = (),
+    annotations: Sequence[str | Path] = (),
+    unlabeled: str | Path | None = None,
+) -> list[LabelledRecord]:
+    """Records to learn from but never score: labelled files plus annotations of `unlabeled`."""
+    records = [record for path in paths for record in read_labelled(path)]
+    for path in annotations:
+        if unlabeled is None:
+            raise ValueError("--annotations labels articles of --unlabeled: give --unlabeled too")
+        records += read_annotations(path, unlabeled)
+    return records
+
+
+def _article_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line, row) of an article file: CSV by its suffix, else JSONL."""
+    if path.suffix.lower() != ".csv":
+        return list(_jsonl_rows(path))
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        return [(reader.line_num, row) for row in reader]
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

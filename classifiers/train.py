@@ -27,8 +27,8 @@ from classifiers.data import (
     LABELS,
     LabelledRecord,
     model_text,
-    read_annotations,
     read_labelled,
+    read_supplement,
     read_unlabeled,
 )
 from classifiers.features import FeatureConfig, Featurizer, build_featurizer
@@ -470,12 +470,9 @@ class _Supplement:
 
 
 def _fit_with(
-    classifier: LogisticRegression,
-    design: sp.csr_matrix,
-    y: np.ndarray,
-    extra: _Supplement | None,
+    classifier: LogisticRegression, design: sp.csr_matrix, y: np.ndarray, extra: _Supplement
 ) -> LogisticRegression:
-    if extra is None or extra.design is None:
+    if extra.design is None:
         return classifier.fit(design, y)
     stacked = sp.vstack([design, extra.design], format="csr")
     return classifier.fit(stacked, np.r_[y, extra.targets[:, 0]])
@@ -486,7 +483,7 @@ def _oof_decision(
     design: sp.csr_matrix,
     y: np.ndarray,
     seed: int,
-    extra: _Supplement | None = None,
+    extra: _Supplement,
 ) -> np.ndarray:
     """Out-of-fold decisions of the records; supplement rows join every training fold."""
     oof = np.zeros(design.shape[0])
@@ -734,17 +731,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if args.annotations and not args.unlabeled:
-        parser.error("--annotations labels articles of --unlabeled: give --unlabeled too")
 
     def show(step: int, total: int, description: str) -> None:
         print(f"[{step}/{total}] {description}", flush=True)
 
     unlabeled = read_unlabeled(args.unlabeled) if args.unlabeled else []
-    supplement = [record for path in args.supplement for record in read_labelled(path)]
-    supplement += [
-        record for path in args.annotations for record in read_annotations(path, args.unlabeled)
-    ]
+    try:
+        supplement = read_supplement(args.supplement, args.annotations, args.unlabeled)
+    except ValueError as exc:
+        parser.error(str(exc))
     model, report = train_model(
         read_labelled(args.data),
         unlabeled=unlabeled,

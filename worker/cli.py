@@ -1173,17 +1173,13 @@ def train(
 ) -> None:
     """Train a topic model and save it with skops and a model card."""
     from classifiers import evaluate_model, read_labelled, save_model, train_model
-    from classifiers.data import read_annotations, read_unlabeled
+    from classifiers.data import read_supplement, read_unlabeled
 
     paths, labelled_ids = supplement or [], annotations or []
-    if labelled_ids and unlabeled is None:
-        raise fail("--annotations labels articles of --unlabeled: give --unlabeled too")
     try:
         records = read_labelled(data)
         dev_records = read_labelled(dev) if dev else None
-        extra = [record for path in paths for record in read_labelled(path)]
-        if unlabeled is not None:
-            extra += [r for path in labelled_ids for r in read_annotations(path, unlabeled)]
+        extra = read_supplement(paths, labelled_ids, unlabeled)
         texts = read_unlabeled(unlabeled) if unlabeled else []
     except (OSError, ValueError) as exc:
         raise fail(str(exc)) from None

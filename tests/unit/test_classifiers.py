@@ -40,7 +40,7 @@ from classifiers import (
     split_paragraphs,
     train_model,
 )
-from classifiers.data import read_annotations, read_unlabeled
+from classifiers.data import read_annotations, read_supplement, read_unlabeled
 from classifiers.evaluate import bbc_checks
 from classifiers.features import WORD_PATTERN, count_words, word_columns
 from classifiers.persist import model_state
@@ -534,6 +534,9 @@ def test_read_annotations_joins_labels_to_the_articles_by_id(tmp_path: Path) -> 
         LabelledRecord(text="Body two", labels=["defence", "trade"], id="a2"),
         LabelledRecord(text="Body one", labels=[], title="T1", id="a1"),
     ]
+    assert read_supplement([], [labels], articles) == read_annotations(labels, articles)
+    with pytest.raises(ValueError, match="give --unlabeled too"):
+        read_supplement([], [labels])
     labels.write_text('{"id": "a1", "labels": []}\n{"id": "a3", "labels": []}\n', "utf-8")
     with pytest.raises(ValueError, match=r"labels\.jsonl:2: id 'a3' is not in"):
         read_annotations(labels, articles)
