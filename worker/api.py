@@ -11,7 +11,7 @@ import hmac
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import cache
 from html import escape
 from pathlib import Path
@@ -25,7 +25,15 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from sqlmodel import Session
 
 from classifiers import LABELS
-from worker.query import article_detail, article_row, build_filter, stats_data
+from worker.query import (
+    EARLIEST,
+    MAX_ID,
+    MAX_ROWS,
+    article_detail,
+    article_row,
+    build_filter,
+    stats_data,
+)
 from worker.settings import Settings, get_settings
 from worker.store import (
     ArticleFilter,
@@ -158,7 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         where: Filter,
         sort: Literal["newest", "oldest", "score"] = "newest",
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_ROWS)] = 0,
     ) -> ArticlePage:
         rows = find_articles(session=db, where=where, limit=limit + 1, offset=offset, sort=sort)
         following = None
@@ -169,7 +177,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/articles/{article_id}", summary="One article: text, scores, paragraphs, explanation")
     def one_article(article_id: int, db: Db) -> dict[str, Any]:
-        article = get_article(session=db, article_id=article_id)
+        # An id past the id column's range names no article: 404, as any other absent id.
+        article = (
+            get_article(session=db, article_id=article_id) if 1 <= article_id <= MAX_ID else None
+        )
         if article is None:
             raise HTTPException(404, f"no article {article_id}")
         return article_detail(article, find_article_labels(session=db, article_id=article_id))
@@ -222,11 +233,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse, summary="Dashboard", include_in_schema=False)
     def index(db: Db, label: str | None = None) -> HTMLResponse:
-        where = ArticleFilter()
-        latest = latest_time(session=db)
-        if latest is not None:
-            where = ArticleFilter(since=latest - timedelta(days=DASHBOARD_DAYS))
-        volume = stats_data(session=db, by="day", where=where)
+        volume = stats_data(session=db, by="day", where=_dashboard_span(latest_time(session=db)))
         try:
             chosen = build_filter(labels=[label] if label else ())
         except ValueError as exc:
@@ -238,6 +245,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return HTMLResponse(render_dashboard(volume, articles, label=label))
 
     return app
+
+
+def _dashboard_span(latest: datetime | None) -> ArticleFilter:
+    """The chart's articles: the DASHBOARD_DAYS up to the newest article (all of them when the
+    newest is that near the first day a datetime holds, or when nothing is stored)."""
+    span = timedelta(days=DASHBOARD_DAYS)
+    if latest is None or latest - EARLIEST < span:
+        return ArticleFilter()
+    return ArticleFilter(since=latest - span)
 
 
 def _job_payloads(raw: bytes, max_text_chars: int) -> list[dict[str, Any]]:
@@ -393,14 +409,17 @@ def _periods(days: list[dict[str, Any]]) -> tuple[str, list[tuple[date, dict[str
             return day - timedelta(days=day.weekday())
         return day.replace(day=1) if by == "month" else day
 
-    def step(day: date) -> date:
-        if by == "month":
-            return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
-        return day + timedelta(days=7 if by == "week" else 1)
+    def step(day: date) -> date | None:  # None: the period after day is past year 9999
+        try:
+            if by == "month":
+                return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+            return day + timedelta(days=7 if by == "week" else 1)
+        except OverflowError:
+            return None
 
     periods: dict[date, dict[str, int]] = {}
-    cursor = start(first)
-    while cursor <= last:
+    cursor: date | None = start(first)
+    while cursor is not None and cursor <= last:
         periods[cursor] = dict.fromkeys(LABELS, 0)
         cursor = step(cursor)
     for day, row in counted.items():

@@ -40,6 +40,12 @@ ARTICLE_COLUMNS = [
 ]  # fmt: skip
 TABLE_COLUMNS = ["id", "title", "source", "published_at", "labels", "scores"]
 
+# What the databases and Python hold, checked on the way in (CLI options, API parameters):
+EARLIEST = datetime.min.replace(tzinfo=UTC)  # times: Python's years 1 to 9999, in UTC
+LATEST = datetime.max.replace(tzinfo=UTC)
+MAX_ID = 2**31 - 1  # article and source ids: INTEGER columns (32 bits on PostgreSQL)
+MAX_ROWS = 2**63 - 1  # LIMIT and OFFSET: 64-bit integers on SQLite and PostgreSQL
+
 
 def iso(value: datetime | None) -> str | None:
     """ISO 8601 with an offset (times are stored in UTC; SQLite gives them back without one)."""
@@ -58,7 +64,20 @@ def parse_when(value: str | None, name: str) -> datetime | None:
         when = datetime.fromisoformat(value.strip())
     except ValueError:
         raise ValueError(f"{name}: not an ISO 8601 date or time: {value!r}") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    try:  # the store compares in UTC: an offset may carry a time past year 9999 or before 1
+        return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+    except OverflowError:
+        raise ValueError(
+            f"{name}: outside the years {EARLIEST.year:04} to {LATEST.year} in UTC: {value!r}"
+        ) from None
+
+
+def plain_text(value: str | None, name: str) -> str | None:
+    """A text filter as given (None for an empty one); NUL, which PostgreSQL refuses in a text
+    parameter, is refused here with a message, on both databases alike."""
+    if value and "\x00" in value:
+        raise ValueError(f"{name}: contains a NUL character")
+    return value or None
 
 
 def build_filter(
@@ -98,10 +117,10 @@ def build_filter(
         min_score=min_score,
         since=start,
         until=end,
-        source=source or None,
-        model_version=model_version or None,
+        source=plain_text(source, name("source")),
+        model_version=plain_text(model_version, name("model_version")),
         time=time,  # type: ignore[arg-type]  # checked against TIMES above
-        search=(search or "").strip() or None,
+        search=(plain_text(search, name("search")) or "").strip() or None,
     )
 
 

@@ -482,7 +482,7 @@ def _filter_clauses(where: ArticleFilter, *, dialect: str = "sqlite") -> list[An
             )
             if where.min_score is not None:
                 sub = sub.where(ArticleLabel.score >= where.min_score)
-            return sub.exists()
+            return sub.correlate(Article).exists()
 
         checks = [has(label) for label in where.labels]
         clauses.append(sa.and_(*checks) if where.label_mode == "all" else sa.or_(*checks))
@@ -492,7 +492,7 @@ def _filter_clauses(where: ArticleFilter, *, dialect: str = "sqlite") -> list[An
             ArticleLabel.model_version == Article.model_version,
             ArticleLabel.score >= where.min_score,
         )
-        clauses.append(sub.exists())
+        clauses.append(sub.correlate(Article).exists())
     if where.model_version and not where.labels:
         clauses.append(Article.model_version == where.model_version)
     when = article_time(where.time)
@@ -603,11 +603,14 @@ def _bucket(by: StatsBy, when: Any, dialect: str) -> Any:
     if dialect == "postgresql":
         utc = func.timezone("UTC", when)
         return func.to_char(func.date_trunc(by, utc), "YYYY-MM-DD")
+    # SQLite: from the stored text's date part, since date() rounds the last microseconds of
+    # 9999-12-31 up to a year it cannot print (NULL).
+    day = func.substr(when, 1, 10)
     if by == "week":
-        return func.date(when, "weekday 0", "-6 days")
+        return func.date(day, "weekday 0", "-6 days")
     if by == "month":
-        return func.strftime("%Y-%m-01", when)
-    return func.date(when)
+        return func.strftime("%Y-%m-01", day)
+    return func.date(day)
 
 
 def count_outcomes(*, session: Session) -> dict[str, int]:
