@@ -79,6 +79,10 @@ class ArticleIn(BaseModel):
 
 
 JOBS_BODY: TypeAdapter[ArticleIn | list[ArticleIn]] = TypeAdapter(ArticleIn | list[ArticleIn])
+# POST /jobs reads its body itself (the token first): its schema is declared by hand, with the
+# models it refers to put in the OpenAPI components (see _with_body_models).
+JOBS_SCHEMA = JOBS_BODY.json_schema(ref_template="#/components/schemas/{model}")
+JOBS_MODELS = JOBS_SCHEMA.pop("$defs")
 
 
 class JobsAccepted(BaseModel):
@@ -203,7 +207,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": JOBS_BODY.json_schema()}},
+                "content": {"application/json": {"schema": JOBS_SCHEMA}},
             }
         },
     )
@@ -231,7 +235,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(503, f"the broker did not take the jobs: {exc}") from None
         return JobsAccepted(jobs=ids)
 
-    @app.get("/", response_class=HTMLResponse, summary="Dashboard", include_in_schema=False)
+    @app.get(
+        "/", response_class=HTMLResponse, summary="Dashboard: topic volume and the latest articles"
+    )
     def index(db: Db, label: str | None = None) -> HTMLResponse:
         volume = stats_data(session=db, by="day", where=_dashboard_span(latest_time(session=db)))
         try:
@@ -244,7 +250,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ]
         return HTMLResponse(render_dashboard(volume, articles, label=label))
 
+    _with_body_models(app)
     return app
+
+
+def _with_body_models(app: FastAPI) -> None:
+    """Add the POST /jobs body's models to the app's OpenAPI components, where its refs point."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            components = build().setdefault("components", {})
+            components.setdefault("schemas", {}).update(JOBS_MODELS)
+        return app.openapi_schema or build()
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's way to extend the schema
 
 
 def _dashboard_span(latest: datetime | None) -> ArticleFilter:

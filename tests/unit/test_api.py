@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from worker.api import _periods, create_app, render_dashboard
+from worker.api import _dashboard_span, _periods, create_app, render_dashboard
+from worker.query import EARLIEST, LATEST
 from worker.settings import load_settings
 from worker.store import fts5_query
 
@@ -121,6 +122,9 @@ def test_fts5_query_is_safe_and_web_search_like(text: str, match: str | None) ->
     assert fts5_query(text) == match
 
 
+ZERO = {"defence": 0, "trade": 0, "domestic_politics": 0}
+
+
 def day_rows(*days: tuple[str, int]) -> list[dict[str, Any]]:
     return [
         {"day": d, "articles": n, "defence": n, "trade": 0, "domestic_politics": 0} for d, n in days
@@ -162,3 +166,35 @@ def test_dashboard_escapes_what_the_database_holds() -> None:
     assert "&lt;script&gt;" in page
     assert '<svg id="volume"' in page and 'data-label="defence"' in page
     assert "no articles yet" in render_dashboard(stats, [], label="trade")
+
+
+def test_every_ref_in_the_openapi_schema_resolves(tmp_path: Path) -> None:
+    schema = make_app(tmp_path).openapi()
+
+    def refs(node: object) -> list[str]:
+        if isinstance(node, dict):
+            return [v for k, v in node.items() if k == "$ref"] + [
+                r for v in node.values() for r in refs(v)
+            ]
+        return [r for v in node for r in refs(v)] if isinstance(node, list) else []
+
+    found = refs(schema)
+    assert "#/components/schemas/ArticleIn" in found  # POST /jobs' body
+    for ref in found:
+        node: Any = schema
+        for part in ref.removeprefix("#/").split("/"):
+            node = node[part]  # a KeyError names the ref that does not resolve
+    body = schema["paths"]["/jobs"]["post"]["requestBody"]["content"]["application/json"]
+    assert "$defs" not in body["schema"]
+
+
+def test_dashboard_periods_stop_at_the_ends_of_the_calendar() -> None:
+    by, series = _periods(day_rows(("9999-12-30", 1), ("9999-12-31", 2)))
+    assert by == "day" and [d.isoformat() for d, _ in series] == ["9999-12-30", "9999-12-31"]
+    by, series = _periods(day_rows(("9999-01-01", 1), ("9999-12-31", 2)))
+    assert by == "week" and series[-1] == (date(9999, 12, 27), {**ZERO, "defence": 2})
+    by, series = _periods(day_rows(("0001-01-01", 1), ("9999-12-31", 2)))
+    assert by == "month" and len(series) == 9999 * 12 and series[-1][0] == date(9999, 12, 1)
+    assert _dashboard_span(None).since is None
+    assert _dashboard_span(EARLIEST + timedelta(days=3)).since is None  # all of it: 3 days
+    assert _dashboard_span(LATEST).since == LATEST - timedelta(days=90)
