@@ -12,14 +12,15 @@ from urllib.parse import parse_qs, urlsplit
 from celery import Celery
 
 from worker import redis_transport
+from worker.names import FETCH_QUEUE, FETCH_TASKS, INGEST_QUEUE, SCHEDULE_TASK
 from worker.settings import get_settings
 
-# Ingest jobs use Celery's default queue, so any client's plain send_task reaches the workers.
-INGEST_QUEUE = "celery"
-FETCH_QUEUE = "fetch"
+__all__ = ["FETCH_QUEUE", "INGEST_QUEUE", "app", "make_app"]
 
 
-def redis_transport_options(visibility_timeout: int, batch_size: int) -> dict[str, int]:
+def redis_transport_options(
+    visibility_timeout: int, batch_size: int, max_text_chars: int = 2_000_000
+) -> dict[str, int]:
     """Redis redelivers a message whose worker died once it has been unacknowledged for the
     visibility timeout; kombu looks for such messages only every interval x throttle seconds
     (100 s by default), so sweep a few times per timeout instead. A sweep holds a lock in Redis
@@ -29,9 +30,13 @@ def redis_transport_options(visibility_timeout: int, batch_size: int) -> dict[st
     A worker takes at most one batch of messages per round trip. With more, the batch filled
     first runs at once and the rest wait for the batch timer, which is due by the time the batch
     is stored: with 256 per take and batches of 200, a third of a backlog went through batches of
-    56 and 112."""
+    56 and 112.
+
+    A compressed message may inflate to the longest accepted text written as JSON escapes (six
+    bytes a character) plus 1 MiB for the other fields, and no further."""
     return {
         "fetch_limit": batch_size,
+        "max_inflated_bytes": 6 * max_text_chars + 1024 * 1024,
         "visibility_timeout": visibility_timeout,
         "unacked_restore_interval": max(1, min(60, visibility_timeout // 4)),
         "unacked_restore_throttle": 1,
@@ -70,16 +75,13 @@ def make_app() -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_default_queue=INGEST_QUEUE,
-        task_routes={
-            name: {"queue": FETCH_QUEUE}
-            for name in ("newsclass.schedule_polls", "newsclass.poll_*", "newsclass.fetch_*")
-        },
+        task_routes={name: {"queue": FETCH_QUEUE} for name in FETCH_TASKS},
         # Beat keeps its schedule in memory: the default PersistentScheduler writes a shelve
         # (pickle) file. One tick task finds the due sources; the sources' state is in the DB.
         beat_scheduler="celery.beat:Scheduler",
         beat_schedule={
             "schedule-polls": {
-                "task": "newsclass.schedule_polls",
+                "task": SCHEDULE_TASK,
                 "schedule": settings.beat_tick,
                 # A tick nobody took in time is dropped: the next one does the same work.
                 "options": {"queue": FETCH_QUEUE, "expires": max(2 * settings.beat_tick, 5.0)},
@@ -91,7 +93,7 @@ def make_app() -> Celery:
         worker_max_tasks_per_child=settings.worker_max_tasks_per_child or None,
         worker_max_memory_per_child=settings.worker_max_memory_per_child or None,
         worker_send_task_events=False,
-        worker_consumer="worker.tasks:JsonOnlyConsumer",
+        worker_consumer="worker.consumer:GuardedConsumer",
         # After a broker outage keep the full prefetch: Celery would otherwise shrink it to the
         # jobs in flight and grow it back as they are acknowledged, which batched jobs held from
         # the lost connection never are, so the worker would stop taking messages.
@@ -100,7 +102,7 @@ def make_app() -> Celery:
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
         broker_transport_options=redis_transport_options(
-            settings.broker_visibility_timeout, settings.batch_size
+            settings.broker_visibility_timeout, settings.batch_size, settings.max_text_chars
         ),
         **broker_transport_settings(settings.broker_url),
         broker_pool_limit=10,

@@ -18,13 +18,12 @@ from celery import signals
 from kombu.utils.uuid import uuid
 from sqlmodel import Session
 
+from worker.names import INGEST_TASK, RECLASSIFY_TASK
 from worker.store import ArticleVersion, Job, get_article_versions, get_engine, get_jobs
 
 if TYPE_CHECKING:
     from celery import Celery
 
-INGEST_TASK = "newsclass.ingest_article"
-RECLASSIFY_TASK = "newsclass.reclassify_articles"
 PUBLISH_BATCH = 500
 
 

@@ -27,8 +27,9 @@ import sqlalchemy as sa
 from celery import Task
 from sqlmodel import Session
 
-from worker.celery_app import FETCH_QUEUE, app
+from worker.celery_app import app
 from worker.ingest import read_article_file
+from worker.names import FETCH_QUEUE, FETCH_TASK, INGEST_TASK, POLL_TASK, SCHEDULE_TASK
 from worker.settings import get_settings
 from worker.sources import (
     FeedEntry,
@@ -59,10 +60,6 @@ from worker.store import (
 
 log = logging.getLogger("newsclass.fetch")
 
-INGEST_TASK = "newsclass.ingest_article"
-SCHEDULE_TASK = "newsclass.schedule_polls"
-POLL_TASK = "newsclass.poll_source"
-FETCH_TASK = "newsclass.fetch_page"
 SCHEDULE_LOCK = "newsclass:schedule-polls"
 FETCH_RETRIES = 3
 MAX_FILES_PER_POLL = 1000

@@ -26,9 +26,13 @@ from worker.store import (
 
 @dataclass(frozen=True, slots=True)
 class IngestJob:
+    """One job of a batch. ``refused`` says why a message that carries no single JSON object
+    cannot be a job (its ``payload`` is then ``{"args": ..., "kwargs": ...}`` as it arrived)."""
+
     id: str
     payload: object
     attempts: int = 1
+    refused: str | None = None
 
 
 def article_fields(article: Article, prediction: Prediction, model_version: str) -> dict:
@@ -94,6 +98,8 @@ def process_batch(
         if job.id in done:
             continue
         try:
+            if job.refused is not None:
+                raise RejectedInput(job.refused)
             accepted.append((job, parse_job(job.payload, limits=limits)))
         except RejectedInput as exc:
             outcomes.append(

@@ -31,6 +31,8 @@ from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 
+from worker.messages import delivery_tag_of, read_envelope, refusal_envelope
+
 MIN_REDIS = (6, 2)
 
 # KEYS[1] unacked hash, KEYS[2] unacked index, KEYS[3..] the lists in the order to take from.
@@ -47,7 +49,8 @@ for i = 3, #KEYS do
     if not item then break end
     local ok, message = pcall(cjson.decode, item)
     if ok and type(message) == 'table' and type(message.properties) == 'table'
-        and message.properties.delivery_tag ~= nil then
+        and type(message.properties.delivery_tag) == 'string'
+        and message.properties.delivery_tag ~= '' then
       local props = message.properties
       local info = props.delivery_info
       if type(info) ~= 'table' then info = {} end
@@ -88,6 +91,11 @@ class QoS(kombu_redis.QoS):
         self._acks.append(delivery_tag)
         virtual.QoS.ack(self, delivery_tag)
 
+    def release(self, delivery_tag: str) -> None:
+        """Let go of a message without acknowledging it: its unacked record stays in Redis, so it
+        returns after the visibility timeout, and it no longer holds this process's prefetch."""
+        virtual.QoS.ack(self, delivery_tag)
+
     def forget(self, delivery_tag: str) -> None:
         """Drop the unacked record of a message delivered without acknowledgement."""
         self._acks.append(delivery_tag)
@@ -123,7 +131,13 @@ class Channel(kombu_redis.Channel):
     QoS = QoS
     #: Most messages taken in one round trip (the prefetch credit also bounds it).
     fetch_limit = 256
-    from_transport_options = (*kombu_redis.Channel.from_transport_options, "fetch_limit")  # type: ignore[assignment]
+    #: Largest body a compressed message may inflate to (worker/messages.py: inflate).
+    max_inflated_bytes = 64 * 1024 * 1024
+    from_transport_options = (  # type: ignore[assignment]
+        *kombu_redis.Channel.from_transport_options,
+        "fetch_limit",
+        "max_inflated_bytes",
+    )
 
     recording_by_fetch = False
     appended = False
@@ -219,11 +233,18 @@ class Channel(kombu_redis.Channel):
         return True
 
     def _deliver_fetched(self, fetched: list[tuple[str, str]]) -> None:
-        """Hand each message to its consumer. On an error, the messages not yet handed over go
-        back to the head of their queue at once instead of after the visibility timeout."""
+        """Hand each message to its consumer; an item that is no readable kombu envelope goes on
+        as a refusal (worker/messages.py), which the consumer records and acknowledges. On an
+        error, the messages not yet handed over go back to the head of their queue at once
+        instead of after the visibility timeout."""
         for index, (key, item) in enumerate(fetched):
             queue = key.rsplit(self.sep, 1)[0]
-            message = _loads(item)
+            message, refusal = read_envelope(
+                item, max_inflated=self.max_inflated_bytes, loads=_loads
+            )
+            if refusal is not None:
+                tag = delivery_tag_of(item)
+                message = refusal_envelope(refusal, delivery_tag=tag, queue=queue)
             self.recording_by_fetch, self.appended = True, False
             try:
                 self.connection._deliver(message, queue)
@@ -240,8 +261,8 @@ class Channel(kombu_redis.Channel):
     def _give_back(self, fetched: list[tuple[str, str]]) -> None:
         with suppress(Exception), self.conn_or_acquire() as client:
             for _, item in reversed(fetched):
-                tag = _delivery_tag(_loads(item))
-                if tag is not None:
+                tag = delivery_tag_of(item)
+                if isinstance(tag, str):
                     self.qos.restore_by_tag(tag, client=client, leftmost=True)
 
     def close(self) -> None:

@@ -6,6 +6,7 @@ runs twice (redelivery after a crash) changes nothing the second time.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -26,6 +27,8 @@ JOB_STATUSES: tuple[JobStatus, ...] = ("stored", "duplicate", "rejected", "faile
 # ... and every status a job can have (a reclassify job ends `reclassified`, `rejected` or `failed`).
 ALL_JOB_STATUSES: tuple[JobStatus, ...] = (*JOB_STATUSES, "reclassified")
 PAYLOAD_EXCERPT_CHARS = 500
+JOB_ID_CHARS = 64  # the job table's key; longer or unprintable task ids are stored by their hash
+_HASHED_ID = "sha256:"
 
 
 def utcnow() -> datetime:
@@ -93,7 +96,7 @@ class Job(SQLModel, table=True):
 
     __table_args__ = (sa.Index("ix_job_status_updated", "status", "updated_at"),)
 
-    id: str = Field(primary_key=True, max_length=64)
+    id: str = Field(primary_key=True, max_length=JOB_ID_CHARS)
     status: str = Field(max_length=16)
     reason: str | None = None
     article_id: int | None = Field(default=None, index=True)
@@ -174,14 +177,35 @@ class JobOutcome:
     attempts: int = 1
 
 
+def job_key(job_id: str) -> str:
+    """The form of a task id the job table holds: the id itself when it fits the column and is
+    printable text (a UUID, any sane producer's id); else ``sha256:`` and its hash, so that an id
+    of any length or content (NUL, which PostgreSQL refuses; a lone surrogate, which no encoder
+    writes) still gets its outcome. Every read and write of the job table goes through it."""
+    if (
+        0 < len(job_id) <= JOB_ID_CHARS
+        and job_id.isprintable()
+        and not job_id.startswith(_HASHED_ID)
+    ):
+        return job_id
+    digest = hashlib.sha256(job_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return _HASHED_ID + digest[: JOB_ID_CHARS - len(_HASHED_ID)]
+
+
+def storable_text(text: str | None) -> str | None:
+    """``text`` as both databases can hold it: NUL and lone surrogates written as escapes."""
+    if text is None or (text.isascii() and "\x00" not in text):
+        return text
+    return text.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def finished_job_ids(*, session: Session, job_ids: Sequence[str]) -> set[str]:
     """Jobs that already have an outcome: a redelivered message for them is a no-op."""
     if not job_ids:
         return set()
-    rows = session.exec(
-        select(Job.id).where(col(Job.id).in_(list(job_ids)), Job.status != "failed")
-    )
-    return set(rows)
+    keys = {job_key(job_id): job_id for job_id in job_ids}
+    rows = session.exec(select(Job.id).where(col(Job.id).in_(list(keys)), Job.status != "failed"))
+    return {keys[key] for key in rows}
 
 
 def upsert_articles(*, session: Session, items: Sequence[NewArticle]) -> list[JobOutcome]:
@@ -321,13 +345,13 @@ def record_jobs(*, session: Session, outcomes: Iterable[JobOutcome]) -> None:
     now = utcnow()
     rows = [
         {
-            "id": o.job_id,
+            "id": job_key(o.job_id),
             "status": o.status,
-            "reason": o.reason,
+            "reason": storable_text(_with_original_id(o.reason, o.job_id)),
             "article_id": o.article_id,
-            "external_id": o.external_id,
-            "source": o.source,
-            "payload": o.payload,
+            "external_id": storable_text(o.external_id),
+            "source": storable_text(o.source),
+            "payload": storable_text(o.payload),
             "attempts": o.attempts,
             "created_at": now,
             "updated_at": now,
@@ -345,6 +369,14 @@ def record_jobs(*, session: Session, outcomes: Iterable[JobOutcome]) -> None:
             ),
             rows,
         )
+
+
+def _with_original_id(reason: str | None, job_id: str) -> str | None:
+    """A job stored by its id's hash keeps the original id (escaped, bounded) in its reason."""
+    if job_key(job_id) == job_id:
+        return reason
+    note = f"task id {job_id[:200]!a}{'…' if len(job_id) > 200 else ''} stored by its hash"
+    return note if reason is None else f"{reason} ({note})"
 
 
 def payload_excerpt(payload: object, limit: int = PAYLOAD_EXCERPT_CHARS) -> str:
@@ -654,8 +686,10 @@ def find_jobs(
 
 
 def get_jobs(*, session: Session, job_ids: Sequence[str]) -> dict[str, Job]:
-    rows = session.exec(select(Job).where(col(Job.id).in_(list(job_ids))))
-    return {job.id: job for job in rows}
+    """The recorded jobs among ``job_ids``, keyed by the ids as given."""
+    keys = {job_key(job_id): job_id for job_id in job_ids}
+    rows = session.exec(select(Job).where(col(Job.id).in_(list(keys))))
+    return {keys[job.id]: job for job in rows}
 
 
 # --------------------------------------------------------------------------------------- sources

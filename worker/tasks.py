@@ -25,13 +25,13 @@ from typing import Any
 import sqlalchemy as sa
 from celery import Task, signals
 from celery.utils.time import get_exponential_backoff_interval
-from celery.worker.consumer import Consumer
 from celery_batches import Batches, SimpleRequest
 from sqlmodel import Session
 
 from classifiers import ModelLoadError, TopicModel, load_model
 from worker.celery_app import app
 from worker.ingest import Limits, RejectedInput, warm_up
+from worker.names import INGEST_TASK, RECLASSIFY_TASK
 from worker.pipeline import IngestJob, process_batch
 from worker.reclassify import parse_request, process_reclassify
 from worker.settings import get_settings
@@ -39,8 +39,6 @@ from worker.store import JobOutcome, get_engine, payload_excerpt, record_jobs
 
 log = logging.getLogger("newsclass.worker")
 
-INGEST_TASK = "newsclass.ingest_article"
-RECLASSIFY_TASK = "newsclass.reclassify_articles"
 WARM_UP_TEXT = "Warm-up: the navy, tariffs and a parliament vote."
 # Errors that pass by themselves (database down, locked or read-only for a while): retry later.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -154,34 +152,47 @@ def _fresh_connections(**_: Any) -> None:
 
 def payload_of(request: Any) -> object:
     """The task's one JSON object (also accepted as keyword arguments from lenient clients), from
-    a batched request or a task's own request."""
+    a batched request or a task's own request; a :class:`BadCall` for any other shape."""
     args, kwargs = tuple(request.args or ()), dict(request.kwargs or {})
     if len(args) == 1 and not kwargs:
         return args[0]
     if not args and kwargs:
         return kwargs
-    return _BadCall(len(args), sorted(kwargs))
+    return BadCall(list(args), kwargs)
 
 
-class _BadCall:
-    """A message that does not carry exactly one JSON object: parse_job rejects it by type."""
+class BadCall:
+    """A message that does not carry exactly one JSON object, as it arrived."""
 
-    def __init__(self, n_args: int, kwargs: list[str]) -> None:
-        self.n_args, self.kwargs = n_args, kwargs
+    def __init__(self, args: list[Any], kwargs: dict[str, Any]) -> None:
+        self.args, self.kwargs = args, kwargs
 
-    def __repr__(self) -> str:
-        return f"<call with {self.n_args} positional arguments and keywords {self.kwargs}>"
+    def reason(self, task: str) -> str:
+        keywords = (
+            f"keyword arguments {sorted(self.kwargs)}" if self.kwargs else "no keyword arguments"
+        )
+        return (
+            f"{task} takes one JSON object as its only argument; this message "
+            f"carried {len(self.args)} positional arguments and {keywords}"
+        )
+
+    def as_payload(self) -> dict[str, Any]:
+        return {"args": self.args, "kwargs": self.kwargs}
 
 
 def jobs_of(requests: Sequence[SimpleRequest]) -> list[IngestJob]:
-    return [
-        IngestJob(
-            id=request.id,
-            payload=payload_of(request),
-            attempts=1 + int((request.request_dict or {}).get("retries") or 0),
-        )
-        for request in requests
-    ]
+    jobs = []
+    for request in requests:
+        payload = payload_of(request)
+        attempts = 1 + int((request.request_dict or {}).get("retries") or 0)
+        if isinstance(payload, BadCall):
+            job = IngestJob(
+                request.id, payload.as_payload(), attempts, refused=payload.reason(INGEST_TASK)
+            )
+        else:
+            job = IngestJob(request.id, payload, attempts)
+        jobs.append(job)
+    return jobs
 
 
 @app.task(
@@ -194,6 +205,7 @@ def jobs_of(requests: Sequence[SimpleRequest]) -> list[IngestJob]:
 def ingest_article(requests: list[SimpleRequest]) -> None:
     """Public task: ingest one article (a JSON object); the worker runs them in batches."""
     run_jobs(jobs_of(requests))
+    maybe_recycle(len(requests))
 
 
 @app.task(
@@ -211,8 +223,8 @@ def reclassify_articles(self: Task, *args: Any, **kwargs: Any) -> None:
     attempts = 1 + int(self.request.retries or 0)
     payload = payload_of(self.request)
     try:
-        if isinstance(payload, _BadCall):
-            raise RejectedInput(f"a reclassify job is one JSON object, not a {payload!r}")
+        if isinstance(payload, BadCall):
+            raise RejectedInput(payload.reason(RECLASSIFY_TASK))
         request = parse_request(payload)
     except RejectedInput as exc:
         record_reclassify_outcome(job_id, payload, exc.reason, attempts=attempts)
@@ -240,16 +252,17 @@ def reclassify_articles(self: Task, *args: Any, **kwargs: Any) -> None:
         outcome = process_reclassify(
             job_id, request, engine=_engine(), model=model, attempts=attempts
         )
-    except TRANSIENT_ERRORS as exc:
+    except Exception as exc:
+        if not is_transient(exc):
+            log.exception("reclassify job %s failed", job_id)
+            record_reclassify_outcome(job_id, payload, _short(exc), attempts=attempts, failed=True)
+            return
+        _engine().dispose()
         if attempts <= _settings.max_retries:
             log.warning("reclassify job %s hit an error, retrying later: %s", job_id, _short(exc))
             raise self.retry(countdown=backoff(attempts), exc=exc) from None
         reason = f"gave up after {attempts} tries: {_short(exc)}"
         record_reclassify_outcome(job_id, payload, reason, attempts=attempts, failed=True)
-        return
-    except Exception as exc:
-        log.exception("reclassify job %s failed", job_id)
-        record_reclassify_outcome(job_id, payload, _short(exc), attempts=attempts, failed=True)
         return
     if outcome is not None:
         log.info("job %s: %s", job_id, outcome.reason)
@@ -264,7 +277,7 @@ def record_reclassify_outcome(
         job_id=job_id,
         status="failed" if failed else "rejected",
         reason=f"reclassify: {reason}",
-        payload=json.dumps(payload) if failed else payload_excerpt(payload),
+        payload=json.dumps(payload) if failed else payload_excerpt(_json_able(payload)),
         attempts=attempts,
     )
     try:
@@ -275,24 +288,72 @@ def record_reclassify_outcome(
     log.warning("reclassify job %s %s: %s", job_id, outcome.status, reason)
 
 
+def _json_able(payload: object) -> object:
+    return payload.as_payload() if isinstance(payload, BadCall) else payload
+
+
 def run_jobs(jobs: list[IngestJob]) -> None:
-    """Process a batch. When the database is down, retry the batch later; on any other error,
-    split the batch in halves so one poison job cannot sink the others."""
+    """Process a batch, in parts whose texts together stay under ``max_batch_chars`` (so memory
+    has a bound whatever the batch holds)."""
+    for part in parts_by_size(jobs, max_chars=_settings.max_batch_chars):
+        run_part(part)
+
+
+def parts_by_size(jobs: Sequence[IngestJob], *, max_chars: int) -> list[list[IngestJob]]:
+    """Consecutive parts of ``jobs`` whose payload texts add up to at most ``max_chars`` (a job
+    larger than that on its own is a part of its own)."""
+    parts: list[list[IngestJob]] = [[]]
+    size = 0
+    for job in jobs:
+        job_size = payload_chars(job.payload)
+        if parts[-1] and size + job_size > max_chars:
+            parts.append([])
+            size = 0
+        parts[-1].append(job)
+        size += job_size
+    return [part for part in parts if part]
+
+
+def payload_chars(payload: object) -> int:
+    """How much text a payload carries: its string fields' lengths."""
+    if not isinstance(payload, dict):
+        return 0
+    return sum(len(value) for value in payload.values() if isinstance(value, str))
+
+
+def run_part(jobs: list[IngestJob]) -> None:
+    """When the database is down, retry the jobs later; on any other error, split them in halves
+    so one poison job cannot sink the others. After an error a reconnect may cure (read-only,
+    disk full, connection lost), the pool is disposed, so the next try uses fresh connections."""
     try:
         outcomes = process_batch(jobs, engine=_engine(), model=get_model(), limits=_limits())
     except Exception as exc:
-        outage = isinstance(exc, TRANSIENT_ERRORS) and not database_answers()
-        if outage or len(jobs) == 1:
+        transient = is_transient(exc)
+        if transient:
+            _engine().dispose()
+        if (transient and not database_answers()) or len(jobs) == 1:
             log.warning("%d jobs hit an error, retrying later: %s", len(jobs), _short(exc))
             schedule_retries(jobs, exc)
         else:
             mid = len(jobs) // 2
-            run_jobs(jobs[:mid])
-            run_jobs(jobs[mid:])
+            run_part(jobs[:mid])
+            run_part(jobs[mid:])
         return
-    maybe_recycle(len(jobs))
     counts = Counter(outcome.status for outcome in outcomes)
     log.info("batch of %d: %s", len(jobs), ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+
+# PostgreSQL's SQLSTATEs for faults that pass: connection (08), read-only transaction, out of
+# resources (disk full, memory, connections), shutdown or restart, serialization and deadlock.
+_TRANSIENT_SQLSTATES = ("08", "25006", "53", "57P", "40001", "40P01")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a later try, on a fresh connection, may succeed."""
+    if isinstance(exc, TRANSIENT_ERRORS):
+        return True
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith(_TRANSIENT_SQLSTATES)
 
 
 def database_answers() -> bool:
@@ -310,13 +371,7 @@ def schedule_retries(jobs: Sequence[IngestJob], exc: BaseException) -> None:
     with its full payload so `newsclass jobs retry` can replay it."""
     give_up = [job for job in jobs if job.attempts > _settings.max_retries]
     if give_up:
-        try:
-            record_failed(give_up, reason=_short(exc))
-        except TRANSIENT_ERRORS:
-            # The outcome cannot be written now either: keep the jobs alive at the longest wait.
-            log.error("cannot record %d failed jobs; the database is unreachable", len(give_up))
-            for job in give_up:
-                resend(job, countdown=_settings.retry_backoff_max)
+        record_given_up(give_up, reason=_short(exc))
     for job in jobs:
         if job.attempts <= _settings.max_retries:
             resend(job, countdown=backoff(job.attempts))
@@ -338,18 +393,52 @@ def backoff(attempts: int) -> float:
 
 def resend(job: IngestJob, *, countdown: float) -> None:
     """The same job (same id, same payload) back on the queue; the current message is then acked."""
+    if job.refused is not None and isinstance(job.payload, dict):
+        args, kwargs = job.payload["args"], job.payload["kwargs"]
+    else:
+        args, kwargs = [job.payload], {}
     app.send_task(
-        INGEST_TASK, args=(job.payload,), task_id=job.id, countdown=countdown, retries=job.attempts
+        INGEST_TASK,
+        args=args,
+        kwargs=kwargs,
+        task_id=job.id,
+        countdown=countdown,
+        retries=job.attempts,
     )
 
 
-def record_failed(jobs: Sequence[IngestJob], *, reason: str) -> None:
+def record_given_up(jobs: Sequence[IngestJob], *, reason: str) -> None:
+    """Record jobs that ran out of tries as ``failed``, with their payloads for a replay. When that
+    cannot be written, a minimal row (id, status, reason) is; when not even that, the jobs go
+    back on the queue at the longest wait: a job is never acknowledged without an outcome."""
+    try:
+        record_failed(jobs, reason=reason, with_payload=True)
+        return
+    except Exception as exc:
+        if is_transient(exc):
+            _engine().dispose()
+        log.error("cannot record %d failed jobs in full: %s", len(jobs), _short(exc))
+        full_error = exc
+    try:
+        record_failed(
+            jobs, reason=f"{reason}; the payload could not be kept: {_short(full_error, 120)}"
+        )
+        return
+    except Exception as exc:
+        log.critical("cannot record %d failed jobs at all (%s); sending them again", len(jobs), exc)
+    for job in jobs:
+        resend(job, countdown=_settings.retry_backoff_max)
+
+
+def record_failed(jobs: Sequence[IngestJob], *, reason: str, with_payload: bool = False) -> None:
     outcomes = [
         JobOutcome(
             job_id=job.id,
             status="failed",
             reason=f"gave up after {job.attempts} tries: {reason}",
-            payload=json.dumps(job.payload, ensure_ascii=False, default=repr),
+            payload=json.dumps(job.payload, ensure_ascii=False, default=repr)
+            if with_payload
+            else None,
             attempts=job.attempts,
         )
         for job in jobs
@@ -362,35 +451,3 @@ def record_failed(jobs: Sequence[IngestJob], *, reason: str) -> None:
 def _short(exc: BaseException, limit: int = 300) -> str:
     text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-class JsonOnlyConsumer(Consumer):
-    """Celery's consumer, recording a refused message (pickle, bad encoding, malformed) as a
-    rejected job, so that even a message the worker will not decode has an outcome."""
-
-    def on_decode_error(self, message: Any, exc: Exception) -> None:
-        _record_refused(message, exc)
-        super().on_decode_error(message, exc)
-
-    def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:
-        _record_refused(message, exc)
-        super().on_invalid_task(body, message, exc)
-
-
-def _record_refused(message: Any, exc: Exception) -> None:
-    headers = getattr(message, "headers", None) or {}
-    job_id = headers.get("id")
-    if not job_id or headers.get("task") != INGEST_TASK:
-        return
-    reason = (
-        f"message refused ({type(exc).__name__}): content type {message.content_type!r}; "
-        "newsclass accepts JSON messages only"
-    )
-    try:
-        with Session(_engine()) as session, session.begin():
-            record_jobs(
-                session=session,
-                outcomes=[JobOutcome(job_id=str(job_id), status="rejected", reason=reason)],
-            )
-    except Exception:
-        log.exception("could not record refused message %s", job_id)

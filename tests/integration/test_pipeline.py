@@ -109,4 +109,4 @@ def test_pickle_messages_are_refused_and_the_worker_goes_on(
         assert refused is not None and refused.status == "rejected"
         assert "JSON" in (refused.reason or "")
     log = proc.log_tail(20000)
-    assert "ContentDisallowed" in log or "Refusing to deserialize" in log
+    assert "'application/x-python-serialize' is not accepted" in log

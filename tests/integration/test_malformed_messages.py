@@ -1,0 +1,204 @@
+"""A message is data until proven otherwise: malformed messages on the wire never stop a worker.
+
+Each test writes raw items onto the Redis list a real `newsclass worker` consumes, the way a
+buggy producer in any language could, and checks that every message ends in exactly one recorded
+outcome while the good messages around it are stored promptly.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+import zlib
+from typing import Any
+
+import psutil
+import pytest
+import redis as redis_lib
+from sqlmodel import Session, select
+
+from tests.articles import make_articles
+from tests.conftest import wait_until
+from worker.names import INGEST_QUEUE, INGEST_TASK
+from worker.store import Article, Job, get_engine, job_key
+
+pytestmark = pytest.mark.slow
+
+
+def envelope(
+    body: bytes,
+    *,
+    headers: Any = None,
+    task_id: str | None = None,
+    content_type: str = "application/json",
+    body_encoding: str = "base64",
+    encode: bool = True,
+) -> str:
+    """A kombu message as the Redis transport stores it, with a Celery protocol-2 header set."""
+    task_id = task_id or str(uuid.uuid4())
+    if headers is None:
+        headers = {"lang": "py", "task": INGEST_TASK, "id": task_id, "root_id": task_id}
+    return json.dumps(
+        {
+            "body": base64.b64encode(body).decode() if encode else body.decode(),
+            "content-encoding": "utf-8",
+            "content-type": content_type,
+            "headers": headers,
+            "properties": {
+                "correlation_id": task_id,
+                "delivery_mode": 2,
+                "delivery_info": {"exchange": "", "routing_key": INGEST_QUEUE},
+                "priority": 0,
+                "body_encoding": body_encoding,
+                "delivery_tag": str(uuid.uuid4()),
+            },
+        }
+    )
+
+
+def good_message(payload: dict[str, Any], task_id: str) -> str:
+    return envelope(json.dumps([[payload], {}, {}]).encode(), task_id=task_id)
+
+
+def zlib_bomb(task_id: str, inflated: int = 100 * 1024 * 1024) -> str:
+    """About 100 MB of JSON text squeezed into ~100 KB, sent with kombu's zlib header."""
+    z = zlib.compressobj(9)
+    parts = [z.compress(b'[[{"title": "bomb", "body": "')]
+    chunk = b"a" * (1024 * 1024)
+    parts += [z.compress(chunk) for _ in range(inflated // len(chunk))]
+    parts.append(z.compress(b'"}], {}, {}]') + z.flush())
+    headers = {
+        "lang": "py",
+        "task": INGEST_TASK,
+        "id": task_id,
+        "compression": "application/x-gzip",
+    }
+    return envelope(b"".join(parts), headers=headers, task_id=task_id)
+
+
+def jobs_by_id(database_url: str) -> dict[str, Job]:
+    with Session(get_engine(database_url)) as session:
+        return {job.id: job for job in session.exec(select(Job))}
+
+
+def article_count(database_url: str) -> int:
+    with Session(get_engine(database_url)) as session:
+        return len(session.exec(select(Article.id)).all())
+
+
+def tree_rss(pid: int) -> int:
+    """The largest resident set of the worker group's processes now (bytes)."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    sizes = []
+    for proc in procs:
+        try:
+            sizes.append(proc.memory_info().rss)
+        except psutil.NoSuchProcess:
+            continue
+    return max(sizes, default=0)
+
+
+def test_six_malformed_messages_among_eighteen_good_ones(
+    broker_url, database_url, stack_env, start_worker
+) -> None:
+    """The issue's case, at the default visibility timeout (one hour): the group stays up, the
+    18 good articles are stored within a minute, every bad message has a `rejected` outcome, and
+    no worker process passes 1 GB."""
+    ids = {name: str(uuid.uuid4()) for name in ("object", "b64", "bomb")}
+    bad = [
+        envelope(json.dumps({"title": "an object body"}).encode(), task_id=ids["object"]),
+        envelope(b"[[{}], {}, {}]", headers=["task", INGEST_TASK]),
+        "this item is not JSON {",
+        json.dumps(["a", "JSON", "array"]),
+        envelope(b"@@ not base64 @@", task_id=ids["b64"], encode=False),
+        zlib_bomb(ids["bomb"]),
+    ]
+    good_ids = [str(uuid.uuid4()) for _ in range(18)]
+    good = [good_message(p, i) for p, i in zip(make_articles(18), good_ids, strict=True)]
+    client = redis_lib.Redis.from_url(broker_url)
+    for index, item in enumerate(good):
+        client.lpush(INGEST_QUEUE, item)
+        if index % 3 == 2:
+            client.lpush(INGEST_QUEUE, bad[index // 3])
+
+    started = time.monotonic()
+    worker = start_worker(stack_env, concurrency=2)
+    assert worker.proc is not None
+    peak = 0
+
+    def settled() -> bool:
+        nonlocal peak
+        peak = max(peak, tree_rss(worker.proc.pid))  # type: ignore[union-attr]
+        return len(jobs_by_id(database_url)) >= 24
+
+    wait_until(settled, timeout=60, interval=0.1, what="24 outcomes")
+    elapsed = time.monotonic() - started
+    jobs = jobs_by_id(database_url)
+    assert worker.proc.poll() is None, worker.log_tail()
+    assert all(jobs[i].status == "stored" for i in good_ids), {i: jobs.get(i) for i in good_ids}
+    assert article_count(database_url) == 18
+    for name, job_id in ids.items():
+        assert jobs[job_id].status == "rejected", (name, jobs[job_id])
+        assert jobs[job_id].reason, name
+    anonymous = [j for j in jobs.values() if j.id not in good_ids and j.id not in ids.values()]
+    # Headers that are a list, the non-JSON item and the array carry no readable id: each gets
+    # one made from its bytes.
+    assert len(anonymous) == 3, anonymous
+    assert all(j.status == "rejected" and j.payload for j in anonymous)
+    assert elapsed < 60
+    assert peak < 1024**3, f"a worker process reached {peak / 1024**2:.0f} MiB"
+    assert "Unrecoverable error" not in worker.log_tail(100_000)
+
+
+def test_reasons_say_what_was_wrong(broker_url, database_url, stack_env, start_worker) -> None:
+    ids = {name: str(uuid.uuid4()) for name in ("object", "b64", "bomb", "eta", "shape")}
+    client = redis_lib.Redis.from_url(broker_url)
+    bad_eta = {"lang": "py", "task": INGEST_TASK, "id": ids["eta"], "eta": "next tuesday"}
+    for item in (
+        envelope(json.dumps({"title": "x"}).encode(), task_id=ids["object"]),
+        envelope(b"@@", task_id=ids["b64"], encode=False),
+        zlib_bomb(ids["bomb"], inflated=64 * 1024 * 1024),
+        envelope(b"[[{}], {}, {}]", headers=bad_eta),
+        envelope(
+            json.dumps([[{"body": "a"}, {"body": "b"}], {}, {}]).encode(), task_id=ids["shape"]
+        ),
+    ):
+        client.lpush(INGEST_QUEUE, item)
+    start_worker(stack_env, concurrency=1)
+    wait_until(lambda: len(jobs_by_id(database_url)) >= 5, timeout=60, what="5 outcomes")
+    jobs = jobs_by_id(database_url)
+    reasons = {name: jobs[i].reason or "" for name, i in ids.items()}
+    assert "a JSON object, not [args, kwargs, embed]" in reasons["object"], reasons
+    assert "base64" in reasons["b64"], reasons
+    assert "inflates past" in reasons["bomb"], reasons
+    assert "eta" in reasons["eta"].lower(), reasons
+    assert "one JSON object" in reasons["shape"] and "2 positional" in reasons["shape"], reasons
+    assert all("Error" not in r.split(":")[0] for r in reasons.values()), reasons
+
+
+def test_a_task_id_of_any_length_or_content_gets_an_outcome(
+    broker_url, database_url, stack_env, start_worker
+) -> None:
+    """Too long for the column, a NUL (which PostgreSQL refuses), a lone surrogate: each job is
+    stored under a bounded key, and the outcome keeps the original id."""
+    odd_ids = ["x" * 500, "nul\x00id", "surrogate-\udc80", ""]
+    client = redis_lib.Redis.from_url(broker_url)
+    payloads = make_articles(len(odd_ids))
+    for payload, odd in zip(payloads, odd_ids, strict=True):
+        body = json.dumps([[payload], {}, {}]).encode()
+        headers = {"lang": "py", "task": INGEST_TASK, "id": odd}
+        client.lpush(INGEST_QUEUE, envelope(body, headers=headers))
+    start_worker(stack_env, concurrency=1)
+    wait_until(lambda: len(jobs_by_id(database_url)) >= 4, timeout=60, what="4 outcomes")
+    jobs = jobs_by_id(database_url)
+    for odd in odd_ids:
+        key = job_key(odd)
+        assert len(key) <= 64 and key.isprintable()
+        assert jobs[key].status == "stored", (odd[:20], jobs[key])
+    assert article_count(database_url) == 4
