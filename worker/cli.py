@@ -12,7 +12,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,8 +21,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from worker.query import iso
+from worker.query import MAX_ID, MAX_ROWS, iso
 from worker.settings import SettingsError, get_settings, redact_url
 
 app = typer.Typer(
@@ -37,8 +38,10 @@ app.add_typer(db_app, name="db")
 jobs_app = typer.Typer(help="Job outcomes: list, show one.")
 app.add_typer(jobs_app, name="jobs")
 
-out = Console()
-err = Console(stderr=True)
+# Nothing printed is read as rich markup: titles, sources, reasons and payload excerpts come from
+# outside, and "[/bold]" in one is text to show, not a tag (styles are given as Text objects).
+out = Console(markup=False)
+err = Console(stderr=True, markup=False)
 SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
 
 
@@ -66,15 +69,46 @@ def example(text: str) -> str:
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
 def settings_or_exit() -> Any:
     try:
-        return get_settings()
+        settings = get_settings()
     except SettingsError as exc:
         raise fail(str(exc)) from None
+    problem = url_problem(settings.database_url, settings.broker_url)
+    if problem is not None:
+        raise fail(problem)
+    return settings
+
+
+def url_problem(database_url: str, broker_url: str) -> str | None:
+    """What makes a configured URL unusable before any connection is tried (a port that is not a
+    number or out of range, unbalanced brackets, an unknown driver), in one line; else None."""
+    from kombu.utils.url import url_to_parts
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        url = make_url(database_url)
+        url.get_dialect()
+        if url.port is not None and not 0 < url.port < 2**16:
+            raise ValueError(f"port {url.port} is not between 1 and 65535")
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        return (
+            f"NEWSCLASS_DATABASE_URL={redact_url(database_url)} is not a database URL newsclass "
+            f"can use ({exc}): give sqlite:///FILE or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB"
+        )
+    try:
+        url_to_parts(broker_url)
+    except ValueError as exc:
+        return (
+            f"NEWSCLASS_BROKER_URL={redact_url(broker_url)} is not a broker URL newsclass can "
+            f"use ({exc}): give redis://HOST:PORT/DB or amqp://USER:PASSWORD@HOST:PORT//"
+        )
+    return None
 
 
 def progress_bar() -> Progress:
@@ -302,7 +336,7 @@ def report_outcomes(
     out.print(f"outcomes: {summary}" + (f", still pending {missing}" if missing else ""))
     for job in found.values():
         if job.status in ("rejected", "failed"):
-            out.print(f"  {job.id} {job.status}: {job.reason}", highlight=False)
+            out.print(f"  {job.id} {job.status}: {job.reason}", highlight=False, soft_wrap=True)
     if missing:
         raise typer.Exit(1)
     return found
@@ -435,20 +469,16 @@ def classify(
         emit(results, "table", ["id", "title", "labels", "scores", "primary"])
 
 
+def _fits(row_id: int) -> bool:
+    """Whether an id can name a row: one past the id columns' range names none (so it is "no
+    article N", as for any other absent id, and never reaches the database)."""
+    return 1 <= row_id <= MAX_ID
+
+
 def _payload_name(payload: object) -> str:
     if isinstance(payload, dict):
         return str(payload.get("id") or payload.get("title") or "article")[:80]
     return "article"
-
-
-def parse_when(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise fail(f"{option}: not an ISO 8601 date or time: {value!r}") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 class StatsOutput(StrEnum):
@@ -480,15 +510,20 @@ class StatsBy(StrEnum):
     source = "source"
 
 
+# How the query options are spelled on the command line, for build_filter's messages.
+OPTION_NAMES = {
+    "label": "--label", "min_score": "--min-score", "since": "--since", "until": "--until",
+    "time": "--time", "source": "--source", "search": "--search", "model_version": "--model-version",
+}  # fmt: skip
+
+
 def filter_or_exit(**options: Any) -> Any:
     """The store's filter from the query options of `query` and `reclassify`; a bad value
     exits with a message naming the option."""
     from worker.query import build_filter
 
     try:
-        return build_filter(
-            **options, names={"label": "--label", "since": "--since", "until": "--until"}
-        )
+        return build_filter(**options, names=OPTION_NAMES)
     except ValueError as exc:
         raise fail(str(exc)) from None
 
@@ -544,7 +579,7 @@ def query(
         ),
     ] = Sort.newest,
     limit: Annotated[int, typer.Option(min=1, max=100_000, help="Most rows.")] = 50,
-    offset: Annotated[int, typer.Option(min=0, help="Rows to skip.")] = 0,
+    offset: Annotated[int, typer.Option(min=0, max=MAX_ROWS, help="Rows to skip.")] = 0,
     fmt: Annotated[
         Format, typer.Option("--format", help="Output format.", envvar="NEWSCLASS_FORMAT")
     ] = Format.table,
@@ -592,7 +627,7 @@ def show(
 
     settings = settings_or_exit()
     with Session(get_engine(settings.database_url)) as session:
-        article = get_article(session=session, article_id=article_id)
+        article = get_article(session=session, article_id=article_id) if _fits(article_id) else None
         if article is None:
             raise fail(f"no article {article_id}", code=1)
         detail = article_detail(
@@ -601,7 +636,7 @@ def show(
     if fmt == ShowFormat.json:
         sys.stdout.write(json.dumps(detail, ensure_ascii=False, indent=2) + "\n")
         return
-    out.print(f"[bold]{detail['title'] or '(untitled)'}[/bold]  #{detail['id']}", highlight=False)
+    out.print(Text.assemble((detail["title"] or "(untitled)", "bold"), f"  #{detail['id']}"))
     for key in ("source", "author", "url", "published_at", "ingested_at", "model_version"):
         if detail[key]:
             out.print(f"{key}: {detail[key]}", highlight=False)
@@ -621,7 +656,7 @@ def show(
         ["index", "labels", "scores", "text"],
         title="paragraphs",
     )
-    out.print(detail["text"], highlight=False, markup=False)
+    out.print(detail["text"], highlight=False)
 
 
 class ReclassifyFormat(StrEnum):
@@ -705,7 +740,10 @@ def reclassify(
     limit: Annotated[
         int | None,
         typer.Option(
-            min=1, help="At most this many articles (by id).", envvar="NEWSCLASS_RECLASSIFY_LIMIT"
+            min=1,
+            max=MAX_ROWS,
+            help="At most this many articles (by id).",
+            envvar="NEWSCLASS_RECLASSIFY_LIMIT",
         ),
     ] = None,
     batch_size: Annotated[
@@ -967,7 +1005,7 @@ def stats(
             since=since,
             until=until,
             time=time.value,
-            names={"since": "--since", "until": "--until"},
+            names=OPTION_NAMES,
         )
         with Session(get_engine(settings.database_url)) as session:
             data = stats_data(session=session, by=by.value if by else None, where=where)
@@ -1038,7 +1076,7 @@ def jobs(
             envvar="NEWSCLASS_JOB_STATUS",
         ),
     ] = None,
-    limit: Annotated[int, typer.Option(min=1, help="Most rows.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=MAX_ROWS, help="Most rows.")] = 50,
     fmt: Annotated[
         Format, typer.Option("--format", help="Output format.", envvar="NEWSCLASS_FORMAT")
     ] = Format.table,
@@ -1169,7 +1207,7 @@ def train(
             "training fold but never scored (repeatable)."
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Random seed.")] = 0,
 ) -> None:
     """Train a topic model and save it with skops and a model card."""
     from classifiers import evaluate_model, read_labelled, save_model, train_model
@@ -1277,6 +1315,7 @@ EveryOption = Annotated[
     int | None,
     typer.Option(
         min=1,
+        max=MAX_ID,
         help="Seconds between polls (default: NEWSCLASS_SOURCE_EVERY).",
         envvar="NEWSCLASS_SOURCES_EVERY",
     ),
@@ -1418,6 +1457,8 @@ def _set_status(source_id: int, status: str, reason: str | None = None) -> None:
     from worker.store import get_engine, set_source_status
 
     settings = settings_or_exit()
+    if not _fits(source_id):
+        raise fail(f"no source {source_id}", code=1)
     with Session(get_engine(settings.database_url)) as session:
         found = set_source_status(
             session=session,
@@ -1458,7 +1499,7 @@ def sources_remove(
 
     settings = settings_or_exit()
     with Session(get_engine(settings.database_url)) as session:
-        if not remove_source(session=session, source_id=source_id):
+        if not _fits(source_id) or not remove_source(session=session, source_id=source_id):
             raise fail(f"no source {source_id}", code=1)
     err.print(f"source {source_id} removed", highlight=False)
 
@@ -1484,17 +1525,30 @@ def database_error_message(exc: Exception, database_url: str) -> str | None:
     return None
 
 
+def broker_error_message(exc: Exception, broker_url: str) -> str | None:
+    """What to tell the user when a command could not reach the broker; None for other errors."""
+    from kombu.exceptions import OperationalError
+
+    if not isinstance(exc, OperationalError):
+        return None
+    reason = " ".join((str(exc).strip().splitlines() or [""])[0].split())[:300]
+    return f"cannot reach the broker {redact_url(broker_url)}: {reason} (is it running?)"
+
+
 def main() -> None:
     level = os.environ.get("NEWSCLASS_LOG_LEVEL", "WARNING").upper()
     logging.basicConfig(level=level if level in logging.getLevelNamesMapping() else "WARNING")
     try:
         app()
     except Exception as exc:
-        # A database that is not there or not migrated is a user's setup, not a bug: one line
-        # that says what to do instead of a traceback.
+        # A database or broker that is not there, or a database not migrated, is a user's setup,
+        # not a bug: one line that says what to do instead of a traceback.
+        message = None
         if type(exc).__module__.startswith("sqlalchemy"):
             message = database_error_message(exc, get_settings().database_url)
-            if message is not None:
-                fail(message)
-                sys.exit(1)
-        raise
+        elif type(exc).__module__.startswith("kombu"):
+            message = broker_error_message(exc, get_settings().broker_url)
+        if message is None:
+            raise
+        fail(message)
+        sys.exit(1)

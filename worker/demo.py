@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from worker.embedded import LocalRedis, WorkerProcess
 from worker.settings import get_settings, redact_url
 
-console = Console(width=None if Console().is_terminal else 120)
+console = Console(width=None if Console().is_terminal else 120, markup=False)  # titles are text
 
 
 @contextlib.contextmanager
