@@ -56,7 +56,8 @@ def refusal_of(message: Any, known_tasks: Any) -> Refusal | None:
         return Refusal(f"the message body is not valid JSON: {exc}", job_id, excerpt(message.body))
     if isinstance(headers, dict) and "task" not in headers and isinstance(body, dict):
         return _protocol_1_problem(body, job_id)
-    problem = task_message_problem(headers, body)
+    max_wait = get_settings().broker_visibility_timeout
+    problem = task_message_problem(headers, body, max_wait=max_wait)
     if problem is None and headers["task"] not in known_tasks:
         problem = (
             f"unknown task {headers['task']!r}: this worker runs {', '.join(sorted(known_tasks))}"

@@ -28,7 +28,7 @@ import lzma
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 #: The header under which the transport hands on an item it could not read.
@@ -136,7 +136,7 @@ def read_envelope(
 
 
 def _json_kind(python_type: str) -> str:
-    kinds = {"dict": "object", "list": "array", "tuple": "array", "str": "string"}
+    kinds = {"dict": "object", "list": "array", "tuple": "array", "str": "string", "bytes": "text"}
     kinds |= {"int": "number", "float": "number", "bool": "boolean", "NoneType": "null"}
     return kinds.get(python_type, python_type)
 
@@ -230,8 +230,13 @@ def delivery_tag_of(item: str) -> object:
 _TEXT_HEADERS = ("root_id", "parent_id", "group", "shadow", "origin", "argsrepr", "kwargsrepr")
 
 
-def task_message_problem(headers: object, body: object) -> str | None:
-    """Why a Celery protocol-2 message (its headers and decoded body) cannot be run, or None."""
+def task_message_problem(
+    headers: object, body: object, *, max_wait: float | None = None
+) -> str | None:
+    """Why a Celery protocol-2 message (its headers and decoded body) cannot be run, or None.
+
+    ``max_wait``: the furthest ahead an ``eta`` may be, in seconds (a job held longer than the
+    broker's visibility timeout is delivered again while it waits)."""
     if not isinstance(headers, dict):
         return "the message headers are not an object"
     task, task_id = headers.get("task"), headers.get("id")
@@ -245,6 +250,8 @@ def task_message_problem(headers: object, body: object) -> str | None:
     for key in ("eta", "expires"):
         if (problem := _time_header_problem(key, headers.get(key))) is not None:
             return problem
+    if max_wait is not None and (problem := _eta_problem(headers.get("eta"), max_wait)):
+        return problem
     if not _is_time_limit(headers.get("timelimit")):
         return "header 'timelimit' is not [soft, hard] seconds"
     if not isinstance(headers.get("retries", 0), int) or isinstance(headers.get("retries"), bool):
@@ -280,6 +287,21 @@ def _time_header_problem(key: str, value: object) -> str | None:
     except (ValueError, OverflowError, OSError):
         return f"header {key!r} is not an ISO 8601 time: {excerpt(value, 60)}"
     return None
+
+
+def _eta_problem(eta: object, max_wait: float) -> str | None:
+    if not isinstance(eta, str):
+        return None
+    when = datetime.fromisoformat(eta)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    ahead = (when - datetime.now(UTC)).total_seconds()
+    if ahead <= max_wait:
+        return None
+    return (
+        f"header 'eta' is {ahead:,.0f} s ahead; a job may wait at most {max_wait:,.0f} s "
+        "(the broker's visibility timeout)"
+    )
 
 
 def _is_time_limit(value: object) -> bool:

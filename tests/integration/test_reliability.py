@@ -5,8 +5,11 @@ Each test runs real `newsclass worker` processes against a real Redis and a real
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -350,3 +353,52 @@ def test_enqueue_wait_sends_again_what_the_broker_lost(
     assert "stored 20" in out
     assert "sending them again" in errors
     assert counts(database_url)[:2] == (20, 20)
+
+
+@contextlib.contextmanager
+def read_only(database_url: str, admin: sa.Engine | None) -> Iterator[None]:
+    """The database refuses writes for a while: SQLite's files made immutable (root ignores
+    permission bits), PostgreSQL's database set read-only for new sessions, existing ones ended."""
+    if database_url.startswith("sqlite"):
+        path = sa.engine.make_url(database_url).database or ""
+        files = [f for f in (path, f"{path}-wal") if Path(f).exists()]  # not -shm: it is mapped
+        if subprocess.run(["chattr", "+i", *files], capture_output=True).returncode != 0:
+            pytest.skip("chattr +i does not work on this file system")
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", *files], check=True)
+        return
+    assert admin is not None
+    name = sa.engine.make_url(database_url).database
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on'))
+        conn.execute(
+            sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+            {"n": name},
+        )
+    try:
+        yield
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'ALTER DATABASE "{name}" RESET default_transaction_read_only'))
+
+
+def test_a_database_that_recovers_is_used_again_without_a_restart(
+    request, broker_url, database_url, stack_env, start_worker
+) -> None:
+    """Connections opened while the database refused writes stay read-only: after an error a
+    reconnect can cure, the worker disposes its pool, so writes resume once the database does."""
+    admin = None if database_url.startswith("sqlite") else request.getfixturevalue("postgres_admin")
+    env = {**stack_env, "NEWSCLASS_RETRY_BACKOFF_MAX": "1", "NEWSCLASS_MAX_RETRIES": "100"}
+    worker = start_worker(env, concurrency=1)
+    get_engine(database_url).dispose()
+    with read_only(database_url, admin):
+        ids = enqueue_articles(make_articles(30, seed=11), app=client(broker_url))
+        wait_for(
+            lambda: "retrying later" in worker.log_tail(50_000), timeout=30, what="refused writes"
+        )
+        assert jobs_done(database_url) == 0
+    wait_for(lambda: jobs_done(database_url) >= 30, timeout=60, what="all 30 once writable")
+    assert counts(database_url)[2] == {"stored": 30}
+    assert _job_ids(database_url) == set(ids)
