@@ -96,10 +96,12 @@ def record_refusal(refusal: Refusal) -> bool:
         reason=f"message refused: {refusal.reason}",
         payload=refusal.excerpt,
     )
+    engine = get_engine(get_settings().database_url)
     try:
-        with Session(get_engine(get_settings().database_url)) as session, session.begin():
+        with Session(engine) as session, session.begin():
             record_jobs(session=session, outcomes=[outcome])
     except Exception as exc:
+        engine.dispose()  # the next try opens fresh connections (see tasks.run_part)
         log.error(
             "cannot record refused message %s now (%s): it returns later", refusal.job_id, exc
         )

@@ -8,16 +8,20 @@ copied between processes.
 
 The group restarts a process that exits (a crash, or a planned recycle after its job or memory
 budget), forwards SIGTERM/SIGINT to all of them (warm shutdown: unacknowledged messages go back
-to the queue), and gives up if a process keeps dying at start-up.
+to the queue), and gives up if a process keeps dying at start-up: before it said it was ready,
+or within seconds of starting when no ready file is kept. A process that exits after it was
+ready (whatever a message did to it) is started again, however often.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -43,20 +47,23 @@ def run_group(
     *,
     ready_file: Path | None = None,
 ) -> int:
-    """Run ``count`` processes until SIGTERM/SIGINT; return the exit code for the group."""
+    """Run ``count`` processes until SIGTERM/SIGINT; return the exit code for the group.
+
+    Each process says it is ready in a file of its own (beside ``ready_file``, else in a
+    temporary folder), so the group can tell a start-up failure from a later exit."""
     stopping = False
     children: dict[int, tuple[int, subprocess.Popen[bytes], float]] = {}
     fast_exits = dict.fromkeys(range(count), 0)
+    base = ready_file or Path(tempfile.mkdtemp(prefix="newsclass-group-")) / "ready"
 
-    def child_ready_file(index: int) -> Path | None:
-        return ready_file.with_name(f"{ready_file.name}.{index}") if ready_file else None
+    def child_ready_file(index: int) -> Path:
+        return base.with_name(f"{base.name}.{index}")
 
     def spawn(index: int) -> None:
         env = dict(os.environ)
         own_ready = child_ready_file(index)
-        if own_ready is not None:
-            own_ready.unlink(missing_ok=True)
-            env["NEWSCLASS_READY_FILE"] = str(own_ready)
+        own_ready.unlink(missing_ok=True)
+        env["NEWSCLASS_READY_FILE"] = str(own_ready)
         proc = subprocess.Popen(list(argv_for(index)), env=env)
         children[proc.pid] = (index, proc, time.monotonic())
 
@@ -67,35 +74,45 @@ def run_group(
             if proc.poll() is None:
                 proc.send_signal(signum)
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for index in range(count):
-        spawn(index)
-    announced = False
-    code = 0
-    while children:
-        if not announced and ready_file is not None:
-            files = [child_ready_file(i) for i in range(count)]
-            if all(f is not None and f.exists() for f in files):
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for index in range(count):
+            spawn(index)
+        announced = False
+        code = 0
+        while children:
+            if (
+                not announced
+                and ready_file
+                and all(child_ready_file(i).exists() for i in range(count))
+            ):
                 ready_file.write_text(f"{os.getpid()}\n")
                 announced = True
-        for pid, (index, proc, started) in list(children.items()):
-            status = proc.poll()
-            if status is None:
-                continue
-            del children[pid]
-            if stopping:
-                continue
-            if time.monotonic() - started < FAST_EXIT_SECONDS:
-                fast_exits[index] += 1
-                if fast_exits[index] >= MAX_FAST_EXITS:
-                    log.error("worker process %d keeps exiting at start-up; stopping", index)
-                    code = status or 1
-                    forward(signal.SIGTERM, None)
+            for pid, (index, proc, started) in list(children.items()):
+                status = proc.poll()
+                if status is None:
                     continue
-            else:
-                fast_exits[index] = 0
-            log.warning("worker process %d exited with %s; starting it again", index, status)
-            spawn(index)
-        time.sleep(0.2)
+                del children[pid]
+                if stopping:
+                    continue
+                if (
+                    not child_ready_file(index).exists()
+                    and time.monotonic() - started < FAST_EXIT_SECONDS
+                ):
+                    fast_exits[index] += 1
+                    if fast_exits[index] >= MAX_FAST_EXITS:
+                        log.error("worker process %d keeps exiting at start-up; stopping", index)
+                        code = status or 1
+                        forward(signal.SIGTERM, None)
+                        continue
+                else:
+                    fast_exits[index] = 0
+                log.warning("worker process %d exited with %s; starting it again", index, status)
+                spawn(index)
+            time.sleep(0.2)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if ready_file is None:
+            shutil.rmtree(base.parent, ignore_errors=True)
     return code

@@ -181,12 +181,9 @@ def job_key(job_id: str) -> str:
     """The form of a task id the job table holds: the id itself when it fits the column and is
     printable text (a UUID, any sane producer's id); else ``sha256:`` and its hash, so that an id
     of any length or content (NUL, which PostgreSQL refuses; a lone surrogate, which no encoder
-    writes) still gets its outcome. Every read and write of the job table goes through it."""
-    if (
-        0 < len(job_id) <= JOB_ID_CHARS
-        and job_id.isprintable()
-        and not job_id.startswith(_HASHED_ID)
-    ):
+    writes) still gets its outcome. Every read and write of the job table goes through it, and
+    a key is its own key (``jobs show sha256:...`` finds the job)."""
+    if 0 < len(job_id) <= JOB_ID_CHARS and job_id.isprintable():
         return job_id
     digest = hashlib.sha256(job_id.encode("utf-8", "surrogatepass")).hexdigest()
     return _HASHED_ID + digest[: JOB_ID_CHARS - len(_HASHED_ID)]

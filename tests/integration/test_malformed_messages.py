@@ -202,3 +202,114 @@ def test_a_task_id_of_any_length_or_content_gets_an_outcome(
         assert len(key) <= 64 and key.isprintable()
         assert jobs[key].status == "stored", (odd[:20], jobs[key])
     assert article_count(database_url) == 4
+
+
+def test_unknown_tasks_and_old_protocol_messages(
+    broker_url, database_url, stack_env, start_worker
+) -> None:
+    """A task this worker does not run is rejected with its name; a protocol-1 message (all in
+    the body, as Celery 3 sent them) is converted by Celery and stored."""
+    unknown, old = str(uuid.uuid4()), str(uuid.uuid4())
+    client = redis_lib.Redis.from_url(broker_url)
+    client.lpush(
+        INGEST_QUEUE,
+        envelope(b"[[{}], {}, {}]", headers={"task": "newsclass.no_such_task", "id": unknown}),
+        envelope(
+            json.dumps(
+                {"task": INGEST_TASK, "id": old, "args": make_articles(1), "kwargs": {}}
+            ).encode(),
+            headers={},
+        ),
+    )
+    start_worker(stack_env, concurrency=1)
+    wait_until(lambda: len(jobs_by_id(database_url)) >= 2, timeout=60, what="2 outcomes")
+    jobs = jobs_by_id(database_url)
+    assert jobs[unknown].status == "rejected"
+    assert "unknown task 'newsclass.no_such_task'" in (jobs[unknown].reason or "")
+    assert jobs[old].status == "stored", jobs[old]
+
+
+def test_a_rejected_payload_that_no_encoder_writes_keeps_its_excerpt(
+    broker_url, database_url, stack_env, start_worker
+) -> None:
+    """A lone surrogate (valid JSON, no valid UTF-8) and NUL in a rejected payload: the
+    excerpt is stored with those written as escapes."""
+    job_id = str(uuid.uuid4())
+    payload = {"title": "lone \udc80 surrogate and nul \x00", "no_body": True}
+    client = redis_lib.Redis.from_url(broker_url)
+    client.lpush(INGEST_QUEUE, envelope(json.dumps([[payload], {}, {}]).encode(), task_id=job_id))
+    start_worker(stack_env, concurrency=1)
+    wait_until(lambda: job_id in jobs_by_id(database_url), timeout=60, what="the outcome")
+    job = jobs_by_id(database_url)[job_id]
+    assert job.status == "rejected" and job.payload
+    assert "\\udc80" in job.payload and "\\u0000" in job.payload
+
+
+def _refuse_payloads_marked(database_url: str, mark: str) -> None:
+    """Make the job table refuse a row whose payload holds ``mark`` (a fault only the payload
+    causes), and the article table refuse articles from source 'poison'."""
+    engine = get_engine(database_url)
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER nopayload BEFORE INSERT ON job WHEN NEW.payload LIKE '%{mark}%' "
+                "BEGIN SELECT RAISE(ABORT, 'payload refused'); END"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER poison BEFORE INSERT ON article WHEN NEW.source = 'poison' "
+                "BEGIN SELECT RAISE(ABORT, 'poison article refused'); END"
+            )
+            return
+        conn.exec_driver_sql(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            "BEGIN RAISE EXCEPTION 'refused by the test'; END $$"
+        )
+        conn.exec_driver_sql(
+            "CREATE TRIGGER nopayload BEFORE INSERT ON job FOR EACH ROW "
+            f"WHEN (strpos(NEW.payload, '{mark}') > 0) EXECUTE FUNCTION refuse()"
+        )
+        conn.exec_driver_sql(
+            "CREATE TRIGGER poison BEFORE INSERT ON article FOR EACH ROW "
+            "WHEN (NEW.source = 'poison') EXECUTE FUNCTION refuse()"
+        )
+
+
+def test_a_job_whose_outcome_cannot_be_written_in_full_still_gets_one(
+    broker_url, database_url, stack_env, start_worker
+) -> None:
+    """The last resort: a job that keeps failing and whose payload cannot be kept is recorded
+    `failed` by a minimal row (id, status, reason), never acknowledged without an outcome."""
+    _refuse_payloads_marked(database_url, "keep-me-not")
+    env = {**stack_env, "NEWSCLASS_MAX_RETRIES": "1", "NEWSCLASS_RETRY_BACKOFF_MAX": "1"}
+    job_id = str(uuid.uuid4())
+    payload = {**make_articles(1)[0], "source": "poison", "title": "keep-me-not"}
+    client = redis_lib.Redis.from_url(broker_url)
+    client.lpush(INGEST_QUEUE, good_message(payload, job_id))
+    start_worker(env, concurrency=1)
+    wait_until(lambda: job_id in jobs_by_id(database_url), timeout=60, what="the outcome")
+    job = jobs_by_id(database_url)[job_id]
+    assert job.status == "failed" and job.payload is None
+    assert "the payload could not be kept" in (job.reason or ""), job.reason
+
+
+def test_a_refusal_the_database_cannot_take_now_is_recorded_when_it_can(
+    request, broker_url, database_url, stack_env, start_worker
+) -> None:
+    """The outcome of a refused message cannot be written while the database refuses writes:
+    the message is not acknowledged, returns after the visibility timeout, and is recorded."""
+    from tests.integration.test_reliability import read_only
+
+    admin = None if database_url.startswith("sqlite") else request.getfixturevalue("postgres_admin")
+    env = {**stack_env, "NEWSCLASS_BROKER_VISIBILITY_TIMEOUT": "5"}
+    worker = start_worker(env, concurrency=1)
+    job_id = str(uuid.uuid4())
+    client = redis_lib.Redis.from_url(broker_url)
+    with read_only(database_url, admin):
+        client.lpush(INGEST_QUEUE, envelope(b'{"an": "object"}', task_id=job_id))
+        wait_until(
+            lambda: "it returns later" in worker.log_tail(50_000),
+            timeout=30,
+            what="a failed record",
+        )
+    wait_until(lambda: job_id in jobs_by_id(database_url), timeout=30, what="the outcome")
+    assert jobs_by_id(database_url)[job_id].status == "rejected"
