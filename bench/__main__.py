@@ -8,7 +8,9 @@ Prints a table and writes JSON (``.bench/results.json``):
 - the naive baseline: one task per article, one classify call and one commit per article;
 - one worker process against two, two worker instances sharing Redis and PostgreSQL;
 - enqueue rate; peak resident memory per worker process; a query by label and date over
-  1,000,000 stored rows.
+  1,000,000 stored rows;
+- the cost of checking each message, and the peak memory of a worker fed the longest accepted
+  articles, with and without the batch text budget (bench/memory.py).
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -39,6 +40,7 @@ from rich.table import Table
 from sqlmodel import Session, func, select
 
 from bench.corpus import load_articles
+from bench.memory import Rss
 from worker import db
 from worker.celery_app import INGEST_QUEUE
 from worker.client import enqueue_articles
@@ -146,57 +148,6 @@ def _warm() -> None:
 
 
 # ----------------------------------------------------------------------------- end to end
-
-
-class Rss:
-    """Peak resident memory of a worker's main process and its pool processes."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.peaks: dict[int, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Rss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._sample()
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.2):
-            self._sample()
-
-    def _sample(self) -> None:
-        for pid in [self.pid, *_children(self.pid)]:
-            kib = _status_kib(pid, "VmHWM")
-            if kib:
-                self.peaks[pid] = max(self.peaks.get(pid, 0), kib)
-
-    @property
-    def peak_mib(self) -> float:
-        return round(max(self.peaks.values(), default=0) / 1024, 1)
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(p) for p in text.split()]
-
-
-def _status_kib(pid: int, field: str) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def producer(broker_url: str) -> Celery:
@@ -413,6 +364,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     payloads, broker_url=redis.url, database_url=url, workers=workers,
                     latency_fraction=0.5 if name == "e2e_postgres" else None,
                 )  # fmt: skip
+        if args.large_articles:
+            run_memory(results, args, payloads, redis.url, step)
     from bench.fetch import measure_fetch
 
     step("pages fetched and extracted (local site, 50 ms per page, 16 threads)")
@@ -438,6 +391,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ),
     }
     return results
+
+
+def run_memory(
+    results: dict[str, Any],
+    args: argparse.Namespace,
+    payloads: list[dict],
+    broker_url: str,
+    step: Callable[[str], None],
+) -> None:
+    """Issue 19's bounds: the cost of the message checks, and a batch of the largest articles
+    with and without the batch text budget."""
+    from bench.memory import large_batch, long_articles, message_checks
+    from worker.settings import get_settings
+
+    step("message checks, per message")
+    results["message_checks"] = message_checks(payloads, broker_url=broker_url)
+    settings = get_settings()
+    large = long_articles(payloads, count=args.large_articles, chars=settings.max_text_chars)
+    budgets = {"with_budget": settings.max_batch_chars, "without_budget": 10**12}
+    results["large_batch"] = {}
+    for name, budget in budgets.items():
+        step(f"{len(large)} articles of {settings.max_text_chars:,} characters, {name}")
+        with sqlite_database() as url:
+            results["large_batch"][name] = large_batch(
+                large, broker_url=broker_url, database_url=url, max_batch_chars=budget
+            )
 
 
 def _stepper() -> Callable[[str], None]:
@@ -491,6 +470,19 @@ def print_table(results: dict[str, Any]) -> None:
             str(results["fetch"].get("pages_per_s", "-")),
             "50 ms per page, local site",
         )
+    for name, item in results.get("large_batch", {}).items():
+        table.add_row(
+            f"{item['articles']} articles of {item['chars_each']:,} chars, 1 process, {name}",
+            str(item["per_s"]),
+            f"peak RSS {item['peak_rss_mib']} MiB, recycled {item['recycles']} times",
+        )
+    if "message_checks" in results:
+        checks = results["message_checks"]
+        table.add_row(
+            "reading a message: plain JSON / with the checks",
+            "-",
+            f"{checks['plain_us']} / {checks['checked_us']} us (+{checks['added_us']} us)",
+        )
     for name, value in results["ratios"].items():
         table.add_row(f"ratio {name}", str(value), "")
     Console().print(table)
@@ -504,6 +496,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--query-rows", type=int, default=1_000_000, help="rows for the query benchmark (0: skip)"
+    )
+    parser.add_argument(
+        "--large-articles",
+        type=int,
+        default=60,
+        help="articles of the longest accepted length for the memory run (0: skip)",
     )
     parser.add_argument("--out", type=Path, default=Path(".bench/results.json"))
     args = parser.parse_args()

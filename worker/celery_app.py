@@ -19,7 +19,10 @@ __all__ = ["FETCH_QUEUE", "INGEST_QUEUE", "app", "make_app"]
 
 
 def redis_transport_options(
-    visibility_timeout: int, batch_size: int, max_text_chars: int = 2_000_000
+    visibility_timeout: int,
+    batch_size: int,
+    max_text_chars: int = 2_000_000,
+    max_batch_chars: int = 4_000_000,
 ) -> dict[str, int]:
     """Redis redelivers a message whose worker died once it has been unacknowledged for the
     visibility timeout; kombu looks for such messages only every interval x throttle seconds
@@ -33,9 +36,12 @@ def redis_transport_options(
     56 and 112.
 
     A compressed message may inflate to the longest accepted text written as JSON escapes (six
-    bytes a character) plus 1 MiB for the other fields, and no further."""
+    bytes a character) plus 1 MiB for the other fields, and no further. One round trip takes
+    at most a batch's text budget of bytes (and always one message), so a run of very large
+    messages is not all held in memory at once."""
     return {
         "fetch_limit": batch_size,
+        "max_fetch_bytes": max_batch_chars,
         "max_inflated_bytes": 6 * max_text_chars + 1024 * 1024,
         "visibility_timeout": visibility_timeout,
         "unacked_restore_interval": max(1, min(60, visibility_timeout // 4)),
@@ -102,7 +108,10 @@ def make_app() -> Celery:
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
         broker_transport_options=redis_transport_options(
-            settings.broker_visibility_timeout, settings.batch_size, settings.max_text_chars
+            settings.broker_visibility_timeout,
+            settings.batch_size,
+            settings.max_text_chars,
+            settings.max_batch_chars,
         ),
         **broker_transport_settings(settings.broker_url),
         broker_pool_limit=10,

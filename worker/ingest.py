@@ -683,11 +683,16 @@ def _check_field(name: str, value: str | None, max_chars: int) -> str | None:
 def _parse_date(value: str, *, name: str = "published_at") -> datetime:
     try:
         parsed = datetime.fromisoformat(value.strip())
-        if parsed.tzinfo is None:
-            return parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC)
-    except (ValueError, OverflowError):
+    except ValueError:
         raise RejectedInput(f"field {name!r} is not an ISO 8601 date: {_show(value)}") from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise RejectedInput(
+            f"field {name!r} is outside the years 1 to 9999 in UTC: {_show(value)}"
+        ) from None
 
 
 def _check_url(value: str) -> str:

@@ -19,7 +19,6 @@ No Celery, no database here: pure functions of what arrived.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import bz2
 import hashlib
@@ -123,9 +122,11 @@ def read_envelope(
     headers = message.get("headers")
     job_id = _header_id(headers) or refused_job_id(item)
     problem = _envelope_problem(message)
-    if problem is None and isinstance(headers, dict) and headers.get("compression"):
+    if problem is None:
         try:
-            message = _inflated(message, max_inflated)
+            message = _decoded(message, max_inflated)
+        except NotBase64:
+            problem = "the message body is not valid base64"
         except TooLarge as exc:
             problem = f"{exc}: the limit is the longest accepted article plus headroom"
         except (ValueError, TypeError, zlib.error, OSError, EOFError, lzma.LZMAError) as exc:
@@ -169,27 +170,36 @@ def _envelope_problem(message: dict[str, Any]) -> str | None:
     encoding = props.get("body_encoding")
     if encoding not in (None, "base64", "utf-8"):
         return f"body encoding {encoding!r} is not accepted (base64 or none)"
-    if body and encoding == "base64":
-        try:
-            binascii.a2b_base64(body.encode("ascii"), strict_mode=True)
-        except (binascii.Error, UnicodeEncodeError, ValueError):
-            return "the message body is not valid base64"
     return None
 
 
-def _inflated(message: dict[str, Any], limit: int) -> dict[str, Any]:
-    props = dict(message["properties"])
-    headers = dict(message["headers"])
-    compression = str(headers.pop("compression"))
+def _decoded(message: dict[str, Any], limit: int) -> dict[str, Any]:
+    """The envelope with its body as bytes: base64 decoded once, here (kombu then leaves it as
+    it is), and inflated where it is compressed, reading no more than ``limit`` bytes."""
+    props = message["properties"]
+    headers = message.get("headers") or {}
+    compression = headers.get("compression")
+    base64_body = props.get("body_encoding") == "base64"
+    if not base64_body and not compression:
+        return message
     body = message.get("body") or ""
-    raw = base64.b64decode(body) if props.get("body_encoding") == "base64" else body.encode()
-    props["body_encoding"] = None
-    return {
-        **message,
-        "headers": headers,
-        "properties": props,
-        "body": inflate(raw, compression, limit=limit),
-    }
+    raw = _from_base64(body) if base64_body else body.encode("utf-8", "surrogatepass")
+    if compression:
+        headers = {key: value for key, value in headers.items() if key != "compression"}
+        raw = inflate(raw, str(compression), limit=limit)
+    props = {**props, "body_encoding": None}
+    return {**message, "headers": headers, "properties": props, "body": raw}
+
+
+class NotBase64(ValueError):
+    """A body that says it is base64 and is not."""
+
+
+def _from_base64(text: str) -> bytes:
+    try:
+        return binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
+    except (binascii.Error, UnicodeEncodeError) as exc:
+        raise NotBase64(str(exc)) from None
 
 
 def refusal_envelope(refusal: Refusal, *, delivery_tag: object, queue: str) -> dict[str, Any]:

@@ -36,17 +36,21 @@ from worker.messages import delivery_tag_of, read_envelope, refusal_envelope
 MIN_REDIS = (6, 2)
 
 # KEYS[1] unacked hash, KEYS[2] unacked index, KEYS[3..] the lists in the order to take from.
-# ARGV[1] how many messages at most, ARGV[2] the time to record (seconds, as kombu's time()).
-# The unacked record is kombu's [message, exchange, routing_key], built around the message's own
-# bytes so that the message is stored exactly as it was sent.
+# ARGV[1] how many messages at most, ARGV[2] the time to record (seconds, as kombu's time()),
+# ARGV[3] how many bytes at most (past the first message), so a run of very large messages is
+# taken a few at a time. The unacked record is kombu's [message, exchange, routing_key], built
+# around the message's own bytes so that the message is stored exactly as it was sent.
 FETCH_SCRIPT = """
 local limit = tonumber(ARGV[1])
+local max_bytes = tonumber(ARGV[3]) or math.huge
 local out = {}
 local taken = 0
+local bytes = 0
 for i = 3, #KEYS do
-  while taken < limit do
+  while taken < limit and (taken == 0 or bytes < max_bytes) do
     local item = redis.call('RPOP', KEYS[i])
     if not item then break end
+    bytes = bytes + string.len(item)
     local ok, message = pcall(cjson.decode, item)
     if ok and type(message) == 'table' and type(message.properties) == 'table'
         and type(message.properties.delivery_tag) == 'string'
@@ -133,10 +137,13 @@ class Channel(kombu_redis.Channel):
     fetch_limit = 256
     #: Largest body a compressed message may inflate to (worker/messages.py: inflate).
     max_inflated_bytes = 64 * 1024 * 1024
+    #: Most bytes of messages taken in one round trip (past the first message).
+    max_fetch_bytes = 8 * 1024 * 1024
     from_transport_options = (  # type: ignore[assignment]
         *kombu_redis.Channel.from_transport_options,
         "fetch_limit",
         "max_inflated_bytes",
+        "max_fetch_bytes",
     )
 
     recording_by_fetch = False
@@ -192,6 +199,7 @@ class Channel(kombu_redis.Channel):
                 *keys,
                 self._credit(),
                 repr(time()),
+                self.max_fetch_bytes,
             ]
             self._pending = "EVAL"
         else:

@@ -66,7 +66,7 @@ class Settings(BaseSettings):
         2_000_000, ge=1_000, description="Longest article text accepted (characters)."
     )
     max_batch_chars: int = Field(
-        8_000_000,
+        4_000_000,
         ge=1_000,
         description="Most article text one batch works on at once (characters): a batch of very "
         "long articles runs in parts, so a worker's memory stays bounded.",

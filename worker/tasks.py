@@ -195,8 +195,33 @@ def jobs_of(requests: Sequence[SimpleRequest]) -> list[IngestJob]:
     return jobs
 
 
+class TextBudgetBatches(Batches):
+    """celery-batches' buffer, flushed early once the bodies it holds pass ``max_batch_chars``
+    bytes: a run of very large articles is batched a few at a time, so a worker's memory has a
+    bound however large the articles a batch may hold."""
+
+    abstract = True
+    _buffered_bytes = 0
+
+    def Strategy(self, task: Any, app: Any, consumer: Any) -> Any:
+        handle = super().Strategy(task, app, consumer)
+        budget = _settings.max_batch_chars
+
+        def task_message_handler(message: Any, *args: Any, **kwargs: Any) -> None:
+            handle(message, *args, **kwargs)
+            self._buffered_bytes += len(message.body or b"")
+            if self._buffered_bytes >= budget:
+                self._do_flush()
+
+        return task_message_handler
+
+    def flush(self, requests: Any) -> Any:
+        self._buffered_bytes = 0
+        return super().flush(requests)
+
+
 @app.task(
-    base=Batches,
+    base=TextBudgetBatches,
     name=INGEST_TASK,
     flush_every=_settings.batch_size,
     flush_interval=_settings.batch_wait,

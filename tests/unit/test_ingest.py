@@ -449,6 +449,8 @@ def test_parse_job_stray_controls_removed() -> None:
         ({"body": "a", "id": 1.5}, ["'id'", "number"]),
         ({"body": "a", "published_at": "yesterday"}, ["'published_at'", "ISO 8601", "yesterday"]),
         ({"body": "a", "published_at": 20250101}, ["'published_at'", "integer"]),
+        ({"body": "a", "published_at": "9999-12-31T23:00:00-05:00"}, ["years 1 to 9999"]),
+        ({"body": "a", "published_at": "0001-01-01T00:00:00+01:00"}, ["years 1 to 9999"]),
         ({"body": "a", "url": "ftp://example.com/x"}, ["'url'", "http"]),
         ({"body": "a", "url": "javascript:alert(1)"}, ["'url'", "http"]),
         ({"body": "a", "url": "http://example.com:99999/"}, ["'url'", "valid URL"]),
