@@ -25,6 +25,9 @@ from worker.names import INGEST_QUEUE, INGEST_TASK
 from worker.store import Article, Job, get_engine, job_key
 
 pytestmark = pytest.mark.slow
+# What is checked here does not depend on the database: these run on SQLite only. The tests of
+# what is stored (ids, excerpts, the last-resort record, a refusal recorded late) run on both.
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 def envelope(
@@ -104,6 +107,7 @@ def tree_rss(pid: int) -> int:
     return max(sizes, default=0)
 
 
+@sqlite_only
 def test_six_malformed_messages_among_eighteen_good_ones(
     broker_url, database_url, stack_env, start_worker
 ) -> None:
@@ -156,6 +160,7 @@ def test_six_malformed_messages_among_eighteen_good_ones(
     assert "Unrecoverable error" not in worker.log_tail(100_000)
 
 
+@sqlite_only
 def test_reasons_say_what_was_wrong(broker_url, database_url, stack_env, start_worker) -> None:
     ids = {name: str(uuid.uuid4()) for name in ("object", "b64", "bomb", "eta", "shape")}
     client = redis_lib.Redis.from_url(broker_url)
@@ -204,6 +209,7 @@ def test_a_task_id_of_any_length_or_content_gets_an_outcome(
     assert article_count(database_url) == 4
 
 
+@sqlite_only
 def test_unknown_tasks_and_old_protocol_messages(
     broker_url, database_url, stack_env, start_worker
 ) -> None:

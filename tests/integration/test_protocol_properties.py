@@ -93,7 +93,7 @@ def test_generated_messages_never_stop_the_worker(
     sent = 0
 
     @settings(
-        max_examples=40,
+        max_examples=30,
         deadline=None,
         derandomize=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -123,6 +123,7 @@ def test_generated_messages_never_stop_the_worker(
     assert "starting it again" not in log, "a worker process exited"
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_generated_items_are_refused_with_one_line_reasons(
     broker_url, database_url, stack_env, start_worker
 ) -> None:
