@@ -108,8 +108,8 @@ def _utc(value: datetime) -> datetime:
 
 def _in_process_share(args: tuple[list[dict], str, int, int]) -> int:
     from worker.ingest import Limits
+    from worker.lifecycle import get_model
     from worker.pipeline import IngestJob, process_batch
-    from worker.tasks import get_model
 
     payloads, database_url, batch_size, start = args
     engine = get_engine(database_url)
@@ -140,7 +140,7 @@ def bench_in_process(payloads: list[dict], *, processes: int, batch_size: int) -
 
 def _warm() -> None:
     from worker.ingest import warm_up
-    from worker.tasks import get_model, tune_gc
+    from worker.lifecycle import get_model, tune_gc
 
     get_model()
     warm_up()

@@ -95,7 +95,7 @@ def test_summary_counts_versions_and_label_changes() -> None:
 
 
 def test_the_worker_loads_a_model_file_once_and_refuses_a_bad_path(tmp_path: Path) -> None:
-    from worker.tasks import get_model, get_model_at
+    from worker.lifecycle import get_model, get_model_at
 
     assert get_model_at(None) is get_model()
     assert get_model_at(default_model_path()) is get_model()
