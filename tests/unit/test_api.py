@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from worker.api import _dashboard_span, _periods, create_app, render_dashboard
+from worker.api import create_app
+from worker.dashboard import _periods, dashboard_span, render_dashboard
 from worker.query import EARLIEST, LATEST
 from worker.settings import load_settings
 from worker.store import fts5_query
@@ -195,6 +196,6 @@ def test_dashboard_periods_stop_at_the_ends_of_the_calendar() -> None:
     assert by == "week" and series[-1] == (date(9999, 12, 27), {**ZERO, "defence": 2})
     by, series = _periods(day_rows(("0001-01-01", 1), ("9999-12-31", 2)))
     assert by == "month" and len(series) == 9999 * 12 and series[-1][0] == date(9999, 12, 1)
-    assert _dashboard_span(None).since is None
-    assert _dashboard_span(EARLIEST + timedelta(days=3)).since is None  # all of it: 3 days
-    assert _dashboard_span(LATEST).since == LATEST - timedelta(days=90)
+    assert dashboard_span(None).since is None
+    assert dashboard_span(EARLIEST + timedelta(days=3)).since is None  # all of it: 3 days
+    assert dashboard_span(LATEST).since == LATEST - timedelta(days=90)
