@@ -82,8 +82,52 @@ class JobsAccepted(BaseModel):
     jobs: list[str] = Field(description="One job id per article, in order (see GET /healthz).")
 
 
+class ArticlePublic(BaseModel):
+    """One stored article as ``GET /articles`` lists it (and ``newsclass query`` prints it)."""
+
+    id: int
+    title: str | None
+    url: str | None
+    source: str | None
+    published_at: str | None = Field(description="ISO 8601, UTC")
+    ingested_at: str | None = Field(description="ISO 8601, UTC")
+    labels: list[str] = Field(description="The assigned labels (none when none applies).")
+    scores: dict[str, float] = Field(description="Calibrated score per label, 0 to 1.")
+    primary: str | None = Field(description="The assigned label with the highest score.")
+    model_version: str | None = Field(description="The model that produced the labels.")
+
+
+class ParagraphScores(BaseModel):
+    index: int = Field(description="Position among the scored paragraphs (0: the title).")
+    labels: list[str]
+    scores: dict[str, float]
+    text: str | None = None
+
+
+class LabelRecord(BaseModel):
+    model_version: str
+    label: str
+    score: float
+
+
+class ArticleDetail(ArticlePublic):
+    """Everything about one article: ``GET /articles/{id}`` and ``newsclass show``."""
+
+    author: str | None
+    external_id: str | None
+    dateline: str | None
+    agency: str | None
+    credits: list[str]
+    text: str
+    paragraphs: list[ParagraphScores] = Field(description="The per-paragraph breakdown.")
+    explanation: dict[str, list[Any]] = Field(description="The terms behind each label.")
+    label_history: list[LabelRecord] = Field(
+        description="The labels of every model version that tagged the article."
+    )
+
+
 class ArticlePage(BaseModel):
-    items: list[dict[str, Any]]
+    items: list[ArticlePublic]
     next: str | None = Field(description="Path of the next page, or null on the last one.")
 
 
@@ -170,17 +214,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if len(rows) > limit:
             url = request.url.include_query_params(offset=offset + limit, limit=limit)
             following = f"{url.path}?{url.query}"
-        return ArticlePage(items=[article_row(a) for a in rows[:limit]], next=following)
+        items = [ArticlePublic.model_validate(article_row(a)) for a in rows[:limit]]
+        return ArticlePage(items=items, next=following)
 
     @app.get("/articles/{article_id}", summary="One article: text, scores, paragraphs, explanation")
-    def one_article(article_id: int, db: Db) -> dict[str, Any]:
+    def one_article(article_id: int, db: Db) -> ArticleDetail:
         # An id past the id column's range names no article: 404, as any other absent id.
         article = (
             get_article(session=db, article_id=article_id) if 1 <= article_id <= MAX_ID else None
         )
         if article is None:
             raise HTTPException(404, f"no article {article_id}")
-        return article_detail(article, find_article_labels(session=db, article_id=article_id))
+        detail = article_detail(article, find_article_labels(session=db, article_id=article_id))
+        return ArticleDetail.model_validate(detail)
 
     @app.get("/stats", summary="Counts, as `newsclass stats --format json`")
     def stats(

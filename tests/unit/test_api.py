@@ -199,3 +199,18 @@ def test_dashboard_periods_stop_at_the_ends_of_the_calendar() -> None:
     assert dashboard_span(None).since is None
     assert dashboard_span(EARLIEST + timedelta(days=3)).since is None  # all of it: 3 days
     assert dashboard_span(LATEST).since == LATEST - timedelta(days=90)
+
+
+def test_openapi_documents_what_the_article_routes_return(tmp_path: Path) -> None:
+    schema = make_app(tmp_path).openapi()
+    paths, models = schema["paths"], schema["components"]["schemas"]
+
+    def returned(path: str) -> str:
+        content = paths[path]["get"]["responses"]["200"]["content"]["application/json"]
+        return str(content["schema"]["$ref"]).rsplit("/", 1)[-1]
+
+    assert returned("/articles") == "ArticlePage"
+    assert models["ArticlePage"]["properties"]["items"]["items"]["$ref"].endswith("ArticlePublic")
+    assert returned("/articles/{article_id}") == "ArticleDetail"
+    detail = models["ArticleDetail"]["properties"]
+    assert {"labels", "scores", "paragraphs", "explanation", "label_history"} <= set(detail)
