@@ -22,10 +22,10 @@ from typing import Any
 
 from sqlmodel import Session
 
+from classifiers import LABELS
 from worker import db
 from worker.store import ArticleFilter, find_articles, get_engine
 
-LABELS = ("defence", "trade", "domestic_politics")
 SOURCES = tuple(f"source-{i:02d}" for i in range(20))
 WORDS = (
     "navy", "frigate", "tariff", "steel", "election", "minister", "parliament", "missile",

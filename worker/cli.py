@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -25,6 +25,7 @@ from rich.text import Text
 
 from worker.query import MAX_ID, MAX_ROWS, iso
 from worker.settings import SettingsError, get_settings, redact_url
+from worker.store import SortOrder, StatsBy, TimeField
 
 app = typer.Typer(
     name="newsclass",
@@ -46,21 +47,20 @@ SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
 
 
 class Format(StrEnum):
+    """Every output format; each command takes the ones that fit its output (a Literal of them)."""
+
     table = "table"
+    text = "text"
     json = "json"
     jsonl = "jsonl"
     csv = "csv"
 
 
-class ClassifyFormat(StrEnum):
-    table = "table"
-    json = "json"
-    jsonl = "jsonl"
-
-
-class StatsFormat(StrEnum):
-    table = "table"
-    json = "json"
+RowsFormat = Literal[Format.table, Format.json, Format.jsonl, Format.csv]
+ClassifyFormat = Literal[Format.table, Format.json, Format.jsonl]
+ReportFormat = Literal[Format.table, Format.json]
+StatsFormat = Literal[Format.table, Format.json, Format.csv]
+ShowFormat = Literal[Format.text, Format.json]
 
 
 def example(text: str) -> str:
@@ -430,7 +430,7 @@ def classify(
     ] = None,
     fmt: Annotated[
         ClassifyFormat, typer.Option("--format", help="Output format.", envvar="NEWSCLASS_FORMAT")
-    ] = ClassifyFormat.table,
+    ] = Format.table,
 ) -> None:
     """Classify articles inline: no broker, no database."""
     from classifiers import load_model
@@ -459,10 +459,10 @@ def classify(
                 "model_version": model.version,
             }
         )
-    if fmt == ClassifyFormat.json:
+    if fmt == Format.json:
         data: Any = results[0] if len(results) == 1 else results
         sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
-    elif fmt == ClassifyFormat.jsonl:
+    elif fmt == Format.jsonl:
         for row in results:
             sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
     else:
@@ -479,35 +479,6 @@ def _payload_name(payload: object) -> str:
     if isinstance(payload, dict):
         return str(payload.get("id") or payload.get("title") or "article")[:80]
     return "article"
-
-
-class StatsOutput(StrEnum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-
-
-class ShowFormat(StrEnum):
-    text = "text"
-    json = "json"
-
-
-class Sort(StrEnum):
-    newest = "newest"
-    oldest = "oldest"
-    score = "score"
-
-
-class TimeKind(StrEnum):
-    published = "published"
-    ingested = "ingested"
-
-
-class StatsBy(StrEnum):
-    day = "day"
-    week = "week"
-    month = "month"
-    source = "source"
 
 
 # How the query options are spelled on the command line, for build_filter's messages.
@@ -555,12 +526,12 @@ def query(
         str | None, typer.Option(help="Before this time (see --time), ISO 8601.")
     ] = None,
     time: Annotated[
-        TimeKind,
+        TimeField,
         typer.Option(
             help="The time --since, --until and sorting use: published (else ingested), or ingested.",
             envvar="NEWSCLASS_QUERY_TIME",
         ),
-    ] = TimeKind.published,
+    ] = "published",
     source: Annotated[
         str | None, typer.Option(help="Only this source.", envvar="NEWSCLASS_QUERY_SOURCE")
     ] = None,
@@ -572,16 +543,16 @@ def query(
         str | None, typer.Option(help="Labels given by this model version.")
     ] = None,
     sort: Annotated[
-        Sort,
+        SortOrder,
         typer.Option(
             help="newest or oldest first, or highest score (of the --label labels) first.",
             envvar="NEWSCLASS_QUERY_SORT",
         ),
-    ] = Sort.newest,
+    ] = "newest",
     limit: Annotated[int, typer.Option(min=1, max=100_000, help="Most rows.")] = 50,
     offset: Annotated[int, typer.Option(min=0, max=MAX_ROWS, help="Rows to skip.")] = 0,
     fmt: Annotated[
-        Format, typer.Option("--format", help="Output format.", envvar="NEWSCLASS_FORMAT")
+        RowsFormat, typer.Option("--format", help="Output format.", envvar="NEWSCLASS_FORMAT")
     ] = Format.table,
 ) -> None:
     """List stored articles with their labels, newest first."""
@@ -597,7 +568,7 @@ def query(
         min_score=min_score,
         since=since,
         until=until,
-        time=time.value,
+        time=time,
         source=source,
         search=search,
         model_version=model_version,
@@ -606,7 +577,7 @@ def query(
         rows = [
             article_row(a)
             for a in find_articles(
-                session=session, where=where, limit=limit, offset=offset, sort=sort.value
+                session=session, where=where, limit=limit, offset=offset, sort=sort
             )
         ]
     emit(rows, fmt.value, ARTICLE_COLUMNS if fmt != Format.table else TABLE_COLUMNS)
@@ -617,7 +588,7 @@ def show(
     article_id: Annotated[int, typer.Argument(help="The article's id (from query).")],
     fmt: Annotated[
         ShowFormat, typer.Option("--format", help="Output format.", envvar="NEWSCLASS_SHOW_FORMAT")
-    ] = ShowFormat.text,
+    ] = Format.text,
 ) -> None:
     """One stored article: text, scores, paragraph breakdown, explanation, model version."""
     from sqlmodel import Session
@@ -633,7 +604,7 @@ def show(
         detail = article_detail(
             article, find_article_labels(session=session, article_id=article_id)
         )
-    if fmt == ShowFormat.json:
+    if fmt == Format.json:
         sys.stdout.write(json.dumps(detail, ensure_ascii=False, indent=2) + "\n")
         return
     out.print(Text.assemble((detail["title"] or "(untitled)", "bold"), f"  #{detail['id']}"))
@@ -657,11 +628,6 @@ def show(
         title="paragraphs",
     )
     out.print(detail["text"], highlight=False)
-
-
-class ReclassifyFormat(StrEnum):
-    table = "table"
-    json = "json"
 
 
 @app.command(
@@ -713,12 +679,12 @@ def reclassify(
         ),
     ] = None,
     time: Annotated[
-        TimeKind,
+        TimeField,
         typer.Option(
             help="The time --since and --until use: published (else ingested), or ingested.",
             envvar="NEWSCLASS_RECLASSIFY_TIME",
         ),
-    ] = TimeKind.published,
+    ] = "published",
     source: Annotated[
         str | None, typer.Option(help="Only this source.", envvar="NEWSCLASS_RECLASSIFY_SOURCE")
     ] = None,
@@ -784,9 +750,9 @@ def reclassify(
         ),
     ] = False,
     fmt: Annotated[
-        ReclassifyFormat,
+        ReportFormat,
         typer.Option("--format", help="Output format of the summary.", envvar="NEWSCLASS_FORMAT"),
-    ] = ReclassifyFormat.table,
+    ] = Format.table,
 ) -> None:
     """Re-label stored articles with a model, through the queue in batches; earlier versions'
     labels stay queryable (query --model-version V)."""
@@ -806,7 +772,7 @@ def reclassify(
         min_score=min_score,
         since=since,
         until=until,
-        time=time.value,
+        time=time,
         source=source,
         search=search,
         model_version=model_version,
@@ -863,8 +829,8 @@ def reclassify(
     )
 
 
-def _print_plan(plan: dict, fmt: ReclassifyFormat, *, dry_run: bool) -> None:
-    if fmt == ReclassifyFormat.json:
+def _print_plan(plan: dict, fmt: ReportFormat, *, dry_run: bool) -> None:
+    if fmt == Format.json:
         sys.stdout.write(json.dumps({**plan, "dry_run": dry_run}) + "\n")
         return
     if not plan["to_reclassify"]:
@@ -889,7 +855,7 @@ def report_reclassified(
     *,
     model_version: str,
     selected: int,
-    fmt: ReclassifyFormat,
+    fmt: ReportFormat,
     timeout: float,
     resend_after: float,
 ) -> None:
@@ -926,7 +892,7 @@ def report_reclassified(
         if job.status == "rejected"
     ]
     summary["rejected_jobs"] = rejected
-    if fmt == ReclassifyFormat.json:
+    if fmt == Format.json:
         sys.stdout.write(json.dumps(summary) + "\n")
     else:
         versions_before = ", ".join(f"{v} ({n})" for v, n in summary["from_versions"].items())
@@ -958,8 +924,8 @@ def report_reclassified(
 )
 def stats(
     fmt: Annotated[
-        StatsOutput, typer.Option("--format", help="Output format.", envvar="NEWSCLASS_FORMAT")
-    ] = StatsOutput.table,
+        StatsFormat, typer.Option("--format", help="Output format.", envvar="NEWSCLASS_FORMAT")
+    ] = Format.table,
     by: Annotated[
         StatsBy | None,
         typer.Option(
@@ -968,12 +934,12 @@ def stats(
         ),
     ] = None,
     time: Annotated[
-        TimeKind,
+        TimeField,
         typer.Option(
             help="The time --by and --since/--until use: published (else ingested), or ingested.",
             envvar="NEWSCLASS_STATS_TIME",
         ),
-    ] = TimeKind.published,
+    ] = "published",
     since: Annotated[
         str | None,
         typer.Option(help="Count articles at or after, ISO 8601.", envvar="NEWSCLASS_STATS_SINCE"),
@@ -999,25 +965,25 @@ def stats(
 
     settings = settings_or_exit()
     if plot is not None and by is None:
-        by = StatsBy.day
+        by = "day"
     try:
         where = build_filter(
             since=since,
             until=until,
-            time=time.value,
+            time=time,
             names=OPTION_NAMES,
         )
         with Session(get_engine(settings.database_url)) as session:
-            data = stats_data(session=session, by=by.value if by else None, where=where)
+            data = stats_data(session=session, by=by, where=where)
         if plot is not None:
             err.print(f"wrote {plot_volume(data, plot)}", highlight=False)
     except ValueError as exc:
         raise fail(str(exc)) from None
-    if fmt == StatsOutput.json:
+    if fmt == Format.json:
         sys.stdout.write(json.dumps(data) + "\n")
     elif by is not None:
-        emit(data["volume"], fmt.value, [by.value, "articles", *LABELS], title=f"per {by.value}")
-    elif fmt == StatsOutput.csv:
+        emit(data["volume"], fmt.value, [by, "articles", *LABELS], title=f"per {by}")
+    elif fmt == Format.csv:
         rows = [{"what": "articles", "count": data["articles"]}]
         rows += [{"what": f"label {k}", "count": v} for k, v in sorted(data["by_label"].items())]
         rows += [{"what": f"jobs {k}", "count": v} for k, v in data["outcomes"].items()]
@@ -1078,7 +1044,7 @@ def jobs(
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=MAX_ROWS, help="Most rows.")] = 50,
     fmt: Annotated[
-        Format, typer.Option("--format", help="Output format.", envvar="NEWSCLASS_FORMAT")
+        RowsFormat, typer.Option("--format", help="Output format.", envvar="NEWSCLASS_FORMAT")
     ] = Format.table,
 ) -> None:
     """List job outcomes, newest first (with the reason for rejected and failed jobs)."""
@@ -1250,8 +1216,8 @@ def evaluate(
         Path, typer.Option(help="Labelled JSONL or CSV.", envvar="NEWSCLASS_EVAL_DATA")
     ],
     fmt: Annotated[
-        StatsFormat, typer.Option("--format", help="Output format.", envvar="NEWSCLASS_FORMAT")
-    ] = StatsFormat.table,
+        ReportFormat, typer.Option("--format", help="Output format.", envvar="NEWSCLASS_FORMAT")
+    ] = Format.table,
 ) -> None:
     """Precision, recall and F1 per label, micro and macro F1, of the configured model."""
     from classifiers import evaluate_model, load_model, read_labelled
@@ -1264,7 +1230,7 @@ def evaluate(
     model = load_model(settings.model_path)
     report = evaluate_model(model, records)
     report["model_version"] = model.version
-    if fmt == StatsFormat.json:
+    if fmt == Format.json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
         return
     rows = [{"label": k, **v} for k, v in report["per_label"].items()]
@@ -1325,14 +1291,13 @@ EveryOption = Annotated[
 def enqueue_pages(urls: Sequence[str], *, source: str | None) -> list[str]:
     """One `newsclass.fetch_page` job per URL; returns the ids of the ingest jobs they lead to."""
     import uuid
-    from urllib.parse import urlsplit
 
     from worker.celery_app import FETCH_QUEUE
     from worker.celery_app import app as celery_app
+    from worker.ingest import web_url_problem
 
     for page in urls:
-        parts = urlsplit(page)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if web_url_problem(page) is not None:
             raise fail(f"--url: only http and https URLs are fetched, not {page!r}")
     ids: list[str] = []
     with celery_app.producer_or_acquire() as producer:
@@ -1386,16 +1351,13 @@ def sources_add_feed(
     ] = None,
 ) -> None:
     """Add an RSS or Atom feed; each new entry's page is fetched and ingested once."""
-    from urllib.parse import urlsplit
-
-    from worker.ingest import normalise_url
+    from worker.ingest import normalise_url, web_url_problem
 
     try:
         location = normalise_url(url)
     except ValueError:
         raise fail(f"not a valid URL: {url!r}") from None
-    parts = urlsplit(location)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if web_url_problem(location) is not None:
         raise fail(f"only http and https feeds are polled, not {url!r}")
     _add_source("feed", location, every, name=name)
 
@@ -1430,8 +1392,8 @@ def sources_add_folder(
 @sources_app.command("list", epilog=example("newsclass sources list --format json"))
 def sources_list(
     fmt: Annotated[
-        StatsFormat, typer.Option("--format", help="Output format.", envvar="NEWSCLASS_FORMAT")
-    ] = StatsFormat.table,
+        ReportFormat, typer.Option("--format", help="Output format.", envvar="NEWSCLASS_FORMAT")
+    ] = Format.table,
 ) -> None:
     """List the sources with their state: next poll, failures, last error, why paused."""
     from sqlmodel import Session
@@ -1441,7 +1403,7 @@ def sources_list(
     settings = settings_or_exit()
     with Session(get_engine(settings.database_url)) as session:
         rows = [source_row(source) for source in list_sources(session=session)]
-    if fmt == StatsFormat.json:
+    if fmt == Format.json:
         emit(rows, "json", SOURCE_COLUMNS)
         return
     for row in rows:

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlmodel import Session, col, select
 
+from classifiers import LABELS
 from worker.embedded import LocalRedis, WorkerProcess
 from worker.settings import get_settings, redact_url
 
@@ -68,7 +69,7 @@ def print_results(found: dict, database_url: str) -> None:
     table.add_column("id", justify="right")
     table.add_column("title", overflow="fold", max_width=60)
     table.add_column("labels", overflow="fold")
-    for column in ("defence", "trade", "domestic_politics"):
+    for column in LABELS:
         table.add_column(column, justify="right")
     for article in sorted(articles, key=lambda a: a.id or 0):
         scores = article.scores
@@ -76,10 +77,7 @@ def print_results(found: dict, database_url: str) -> None:
             str(article.id),
             article.title or article.text[:80],
             ", ".join(article.labels) or "-",
-            *(
-                f"{scores.get(label, 0.0):.2f}"
-                for label in ("defence", "trade", "domestic_politics")
-            ),
+            *(f"{scores.get(label, 0.0):.2f}" for label in LABELS),
         )
     console.print(table)
     console.print("query them: newsclass query --label defence | newsclass stats")

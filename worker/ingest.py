@@ -49,6 +49,7 @@ __all__ = [
     "normalise_url",
     "parse_job",
     "read_article_file",
+    "web_url_problem",
 ]
 
 
@@ -188,7 +189,24 @@ def _hash_normalised(text: str) -> str:
 
 
 _DROP_PARAMS = frozenset({"fbclid", "gclid", "dclid", "msclkid"})
+WEB_SCHEMES = ("http", "https")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def web_url_problem(url: str) -> Literal["invalid", "scheme", "host"] | None:
+    """What keeps ``url`` from being a web address newsclass fetches or stores: ``"invalid"``
+    (cannot be parsed), ``"scheme"`` (not http or https), ``"host"`` (no host); None when it is
+    one. The one http(s) check: the CLI, the sources and the ingest checks all ask it."""
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018  # raises ValueError for a bad port
+    except ValueError:
+        return "invalid"
+    if parts.scheme.lower() not in WEB_SCHEMES:
+        return "scheme"
+    if not parts.hostname:
+        return "host"
+    return None
 
 
 def normalise_url(url: str) -> str:
@@ -698,12 +716,14 @@ def _parse_date(value: str, *, name: str = "published_at") -> datetime:
 def _check_url(value: str) -> str:
     try:
         url = normalise_url(value)
-        parts = urlsplit(url)
     except ValueError:
         raise RejectedInput(f"field 'url' is not a valid URL: {_show(value)}") from None
-    if parts.scheme not in ("http", "https"):
+    problem = web_url_problem(url)
+    if problem == "invalid":
+        raise RejectedInput(f"field 'url' is not a valid URL: {_show(value)}")
+    if problem == "scheme":
         raise RejectedInput(f"field 'url' must be an http or https URL, got {_show(value)}")
-    if not parts.hostname:
+    if problem == "host":
         raise RejectedInput(f"field 'url' has no host: {_show(value)}")
     return url
 

@@ -7,8 +7,6 @@ prints it, the API answers 422 with it.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +19,6 @@ from worker.store import (
     Article,
     ArticleFilter,
     ArticleLabel,
-    SortOrder,
     StatsBy,
     TimeField,
     count_articles,
@@ -30,7 +27,6 @@ from worker.store import (
     count_outcomes,
 )
 
-SORTS: tuple[str, ...] = get_args(SortOrder)
 TIMES: tuple[str, ...] = get_args(TimeField)
 STATS_BY: tuple[str, ...] = get_args(StatsBy)
 
@@ -194,15 +190,6 @@ def stats_data(
             for row in rows
         ]
     return data
-
-
-def csv_text(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in columns})
-    return buffer.getvalue()
 
 
 def plot_volume(data: dict[str, Any], path: Path) -> Path:

@@ -35,7 +35,7 @@ import httpcore
 import httpx
 
 from worker import __version__
-from worker.ingest import html_to_text, normalise_text, normalise_url
+from worker.ingest import html_to_text, normalise_text, normalise_url, web_url_problem
 
 __all__ = [
     "FOLDER_SUFFIXES",
@@ -159,9 +159,10 @@ def check_url(url: str, *, allow_private: bool = False) -> str:
         port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
     except ValueError:
         raise UnsafeURL(f"not a valid URL: {url[:200]!r}") from None
-    if parts.scheme.lower() not in ("http", "https"):
+    problem = web_url_problem(url)
+    if problem == "scheme":
         raise UnsafeURL(f"only http and https URLs are fetched, not {url[:200]!r}")
-    if not parts.hostname:
+    if problem is not None or not parts.hostname:
         raise UnsafeURL(f"the URL has no host: {url[:200]!r}")
     if parts.username or parts.password:
         raise UnsafeURL(f"URLs with a user name or password are not fetched: {parts.hostname}")
@@ -456,7 +457,7 @@ def _entry_link(raw: Any, base_url: str) -> str | None:
         url = normalise_url(urljoin(base_url, href))
     except ValueError:
         return None
-    return url if urlsplit(url).scheme in ("http", "https") else None
+    return url if web_url_problem(url) is None else None
 
 
 def _entry_text(raw: Any) -> str:
