@@ -37,10 +37,11 @@ import sqlalchemy as sa
 from celery import Celery
 from rich.console import Console
 from rich.table import Table
-from sqlmodel import Session, func, select
+from sqlmodel import Session, select
 
 from bench.corpus import load_articles
 from bench.memory import Rss
+from bench.stack import outcomes_count, producer, wait_outcomes
 from worker import db
 from worker.celery_app import INGEST_QUEUE
 from worker.client import enqueue_articles
@@ -86,11 +87,6 @@ def postgres_database() -> Iterator[str | None]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-
-
-def outcomes_count(database_url: str) -> int:
-    with Session(get_engine(database_url)) as session:
-        return int(session.exec(select(func.count()).select_from(Job)).one())
 
 
 def job_times(database_url: str) -> dict[str, datetime]:
@@ -148,20 +144,6 @@ def _warm() -> None:
 
 
 # ----------------------------------------------------------------------------- end to end
-
-
-def producer(broker_url: str) -> Celery:
-    app = Celery(broker=broker_url)
-    app.conf.task_serializer = "json"
-    return app
-
-
-def wait_outcomes(database_url: str, n: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while outcomes_count(database_url) < n:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{outcomes_count(database_url)} of {n} outcomes in {timeout}s")
-        time.sleep(0.1)
 
 
 BACKLOG = "newsclass.bench.backlog"

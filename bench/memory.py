@@ -20,6 +20,7 @@ from typing import Any
 
 import redis as redis_lib
 
+from bench.stack import producer, wait_outcomes
 from worker.client import enqueue_articles
 from worker.embedded import WorkerProcess
 
@@ -111,8 +112,8 @@ def large_batch(
         assert proc.proc is not None
         with Rss(proc.proc.pid) as rss:
             start = time.perf_counter()
-            enqueue_articles(payloads, app=_producer(broker_url))
-            _wait_outcomes(database_url, len(payloads), timeout=900)
+            enqueue_articles(payloads, app=producer(broker_url))
+            wait_outcomes(database_url, len(payloads), timeout=900)
             elapsed = time.perf_counter() - start
         return {
             "articles": len(payloads),
@@ -140,7 +141,7 @@ def message_checks(
 
     client = redis_lib.Redis.from_url(broker_url)
     client.flushdb()
-    enqueue_articles(payloads[:messages], app=_producer(broker_url))
+    enqueue_articles(payloads[:messages], app=producer(broker_url))
     items = [item.decode() for item in client.lrange(INGEST_QUEUE, 0, -1)]
     client.flushdb()
 
@@ -175,26 +176,3 @@ def _best_of(fn: Any, n: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
-
-
-def _producer(broker_url: str) -> Any:
-    from celery import Celery
-
-    app = Celery(broker=broker_url)
-    app.conf.task_serializer = "json"
-    return app
-
-
-def _wait_outcomes(database_url: str, n: int, timeout: float) -> None:
-    from sqlmodel import Session, func, select
-
-    from worker.store import Job, get_engine
-
-    deadline = time.monotonic() + timeout
-    with Session(get_engine(database_url)) as session:
-        while time.monotonic() < deadline:
-            if session.exec(select(func.count()).select_from(Job)).one() >= n:
-                return
-            session.rollback()
-            time.sleep(0.5)
-    raise TimeoutError(f"{n} outcomes not recorded in {timeout}s")

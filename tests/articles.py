@@ -80,3 +80,23 @@ def make_labelled(n: int, seed: int = 7) -> list[dict]:
         {"title": a["title"], "text": a["body"], "labels": list(MIXES[i % len(MIXES)])}
         for i, a in enumerate(make_articles(n, seed=seed))
     ]
+
+
+def stored_trade_fields(serial: int, **fields: object) -> dict[str, object]:
+    """The Article columns of one classified trade article, for tests that write through the
+    store's own functions (``NewArticle(fields=...)``); ``fields`` override the defaults."""
+    return {
+        "content_hash": f"{serial:064x}",
+        "title": f"Stored article {serial}",
+        "text": f"Customs duties, case {serial}.",
+        "source": "test",
+        "external_id": f"stored-{serial}",
+        "credits": [],
+        "labels": ["trade"],
+        "scores": {"trade": 0.9},
+        "primary_label": "trade",
+        "model_version": "v1",
+        "paragraphs": [{"index": 0, "labels": ["trade"], "scores": {"trade": 0.9}}],
+        "explanation": {"trade": ["customs"]},
+        **fields,
+    }

@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 import pytest
 from sqlmodel import Session
 
 from classifiers import LABELS
+from tests.articles import stored_trade_fields
 from worker.api import create_app
 from worker.query import EARLIEST, LATEST, MAX_ID, MAX_ROWS
 from worker.settings import load_settings
@@ -54,22 +54,15 @@ def store_dated(database_url: str, *dates: datetime) -> None:
     """One trade article per date, through the store's own write functions."""
     items = []
     for n, when in enumerate(dates):
-        fields: dict[str, Any] = {
-            "content_hash": f"{n + 1:064x}",
-            "title": f"Article of {when.isoformat()}",
-            "text": f"Customs duties on the year {when.year}.",
-            "source": "edge",
-            "published_at": when,
-            "ingested_at": datetime(2026, 3, 1, tzinfo=UTC),
-            "external_id": f"edge-{n}",
-            "credits": [],
-            "labels": ["trade"],
-            "scores": {"trade": 0.9},
-            "primary_label": "trade",
-            "model_version": "v1",
-            "paragraphs": [{"index": 0, "labels": ["trade"], "scores": {"trade": 0.9}}],
-            "explanation": {"trade": ["customs"]},
-        }
+        fields = stored_trade_fields(
+            n + 1,
+            title=f"Article of {when.isoformat()}",
+            text=f"Customs duties on the year {when.year}.",
+            source="edge",
+            published_at=when,
+            ingested_at=datetime(2026, 3, 1, tzinfo=UTC),
+            external_id=f"edge-{n}",
+        )
         items.append(NewArticle(job_id=f"job-{n}", fields=fields, labels={"trade": 0.9}))
     with Session(get_engine(database_url)) as session:
         record_jobs(session=session, outcomes=upsert_articles(session=session, items=items))

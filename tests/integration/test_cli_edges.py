@@ -16,6 +16,7 @@ import pytest
 from sqlmodel import Session
 from typer.testing import CliRunner
 
+from tests.articles import stored_trade_fields
 from worker.query import MAX_ID, MAX_ROWS
 from worker.settings import get_settings
 from worker.store import JobOutcome, NewArticle, get_engine, record_jobs, upsert_articles
@@ -55,20 +56,14 @@ def store_markup(database_url: str) -> dict[str, int]:
     """Articles titled like markup, and a rejected job whose reason is; title -> article id."""
     items = []
     for n, title in enumerate([BOLD, LINK]):
-        fields: dict[str, Any] = {
-            "content_hash": f"{n + 100:064x}",
-            "title": title,
-            "text": f"Customs duties {n}. [/] is text too.",
-            "source": SOURCE,
-            "external_id": f"markup-{n}",
-            "credits": [],
-            "labels": ["trade"],
-            "scores": {"trade": 0.9},
-            "primary_label": "trade",
-            "model_version": "v1",
-            "paragraphs": [{"index": 0, "labels": ["trade"], "scores": {"trade": 0.9}}],
-            "explanation": {"trade": ["[/]", "duties"]},
-        }
+        fields = stored_trade_fields(
+            n + 100,
+            title=title,
+            text=f"Customs duties {n}. [/] is text too.",
+            source=SOURCE,
+            external_id=f"markup-{n}",
+            explanation={"trade": ["[/]", "duties"]},
+        )
         items.append(NewArticle(job_id=f"job-markup-{n}", fields=fields, labels={"trade": 0.9}))
     rejected = JobOutcome(job_id="job-rejected", status="rejected", reason=REASON, source=SOURCE)
     with Session(get_engine(database_url)) as session:
