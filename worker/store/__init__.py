@@ -1,4 +1,4 @@
-"""SQLModel tables, the engine, and keyword-only data functions over them.
+"""Keyword-only data functions over the tables of ``worker.store.models``.
 
 Writes are idempotent: an article is unique by its content hash and a job by its id, so a job that
 runs twice (redelivery after a crash) changes nothing the second time.
@@ -12,145 +12,39 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Any, Literal
 
-import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
-from sqlmodel import JSON, Column, Field, Session, SQLModel, col, func, select
+from sqlmodel import Session, SQLModel, col, func, select
 
-JobStatus = Literal["stored", "duplicate", "rejected", "failed", "reclassified"]
-# The outcomes of ingest jobs (stats always shows them, zeros included) ...
-JOB_STATUSES: tuple[JobStatus, ...] = ("stored", "duplicate", "rejected", "failed")
-# ... and every status a job can have (a reclassify job ends `reclassified`, `rejected` or `failed`).
-ALL_JOB_STATUSES: tuple[JobStatus, ...] = (*JOB_STATUSES, "reclassified")
+from worker.store.engine import _insert, get_engine
+from worker.store.models import (
+    ALL_JOB_STATUSES,
+    ARTICLE,
+    ARTICLE_LABEL,
+    ARTICLE_SORTS,
+    JOB,
+    JOB_ID_CHARS,
+    JOB_STATUSES,
+    STATS_BY,
+    TIME_FIELDS,
+    Article,
+    ArticleBase,
+    ArticleLabel,
+    Job,
+    JobStatus,
+    SortOrder,
+    Source,
+    SourceItem,
+    SourceKind,
+    SourceStatus,
+    StatsBy,
+    TimeField,
+    utcnow,
+)
+
 PAYLOAD_EXCERPT_CHARS = 500
-JOB_ID_CHARS = 64  # the job table's key; longer or unprintable task ids are stored by their hash
 _HASHED_ID = "sha256:"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-# --------------------------------------------------------------------------------------- tables
-
-
-class ArticleBase(SQLModel):
-    title: str | None = None
-    url: str | None = Field(default=None, index=True)
-    source: str | None = Field(default=None, index=True)
-    author: str | None = None
-    published_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
-    external_id: str | None = None
-
-
-class Article(ArticleBase, table=True):
-    """One stored article with its current classification (denormalised for plain SQL)."""
-
-    __table_args__ = (
-        sa.Index("ix_article_published_at", "published_at"),
-        sa.Index("ix_article_ingested_at", "ingested_at"),
-        sa.Index("ix_article_primary_label", "primary_label"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    content_hash: str = Field(sa_column=Column(sa.String(64), unique=True, nullable=False))
-    text: str
-    dateline: str | None = None
-    agency: str | None = None
-    origin: str | None = None  # "page" or "feed" (the feed's own text: the page could not be had)
-    credits: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    ingested_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
-    labels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    scores: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    primary_label: str | None = None
-    model_version: str = Field(index=True)
-    paragraphs: list[dict[str, Any]] = Field(
-        default_factory=list, sa_column=Column(JSON, nullable=False)
-    )
-    explanation: dict[str, list[str]] = Field(
-        default_factory=dict, sa_column=Column(JSON, nullable=False)
-    )
-
-
-class ArticleLabel(SQLModel, table=True):
-    """An assigned label of an article under one model version: the index that label queries use.
-
-    Rows of earlier model versions are kept, so a reclassified article stays queryable by version.
-    """
-
-    __tablename__ = "article_label"
-    __table_args__ = (sa.Index("ix_article_label_label_article", "label", "article_id"),)
-
-    article_id: int = Field(foreign_key="article.id", primary_key=True, ondelete="CASCADE")
-    model_version: str = Field(primary_key=True)
-    label: str = Field(primary_key=True)
-    score: float
-
-
-class Job(SQLModel, table=True):
-    """The recorded outcome of one ingest or reclassify job (its id is the Celery task id)."""
-
-    __table_args__ = (sa.Index("ix_job_status_updated", "status", "updated_at"),)
-
-    id: str = Field(primary_key=True, max_length=JOB_ID_CHARS)
-    status: str = Field(max_length=16)
-    reason: str | None = None
-    article_id: int | None = Field(default=None, index=True)
-    external_id: str | None = None
-    source: str | None = None
-    attempts: int = 1
-    payload: str | None = None  # a bounded excerpt, or the full payload of a failed job (replay)
-    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
-    updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
-
-
-# The Core tables behind the models, for bulk INSERT ... ON CONFLICT statements.
-ARTICLE: sa.Table = SQLModel.metadata.tables["article"]
-ARTICLE_LABEL: sa.Table = SQLModel.metadata.tables["article_label"]
-JOB: sa.Table = SQLModel.metadata.tables["job"]
-
-
-# --------------------------------------------------------------------------------------- engine
-
-
-@cache
-def get_engine(url: str) -> Engine:
-    """One engine per database URL per process (a forked worker process calls ``dispose``)."""
-    json_options = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
-    if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 30}, **json_options)
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
-    else:
-        engine = sa.create_engine(
-            url, pool_pre_ping=True, pool_size=5, max_overflow=5, **json_options
-        )
-    return engine
-
-
-def _json_dumps(value: Any) -> str:
-    # The JSON columns (labels, scores, paragraphs, ...) through orjson: a tenth of the stdlib's
-    # time; compact JSON (no spaces after separators), read back the same.
-    return orjson.dumps(value).decode()
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # WAL lets readers (query, API) run while a worker writes; busy_timeout absorbs short lock waits.
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
-
-
-def _insert(session: Session, table: Any) -> Any:
-    """The dialect's INSERT, which knows ON CONFLICT (SQLite and PostgreSQL both do)."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 # --------------------------------------------------------------------------------------- writes
@@ -399,11 +293,6 @@ class ArticleFilter:
     model_version: str | None = None
     time: TimeField = "published"  # which time since/until and sorting use
     search: str | None = None  # full text of title and text (words, "phrases", OR, -word)
-
-
-TimeField = Literal["published", "ingested"]
-SortOrder = Literal["newest", "oldest", "score"]
-StatsBy = Literal["day", "week", "month", "source"]
 
 
 def article_time(time: TimeField = "published") -> Any:
@@ -689,60 +578,6 @@ def get_jobs(*, session: Session, job_ids: Sequence[str]) -> dict[str, Job]:
     return {keys[job.id]: job for job in rows}
 
 
-# --------------------------------------------------------------------------------------- sources
-
-SourceKind = Literal["feed", "folder"]
-SOURCE_KINDS: tuple[SourceKind, ...] = ("feed", "folder")
-SourceStatus = Literal["active", "paused"]
-
-
-class Source(SQLModel, table=True):
-    """A feed or a drop folder polled on the beat schedule, with its poll state.
-
-    A source is due when active and ``next_poll_at`` has passed; a poll holds it until
-    ``poll_until`` (the lease) so a second beat or a redelivered message cannot poll it twice.
-    """
-
-    __table_args__ = (
-        sa.UniqueConstraint("kind", "location", name="uq_source_kind_location"),
-        sa.Index("ix_source_due", "status", "next_poll_at"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    kind: str = Field(max_length=16)
-    location: str  # the feed's URL or the folder's absolute path
-    name: str | None = None
-    every: int  # seconds between polls
-    move_done: bool = False  # folders: move ingested files to done/
-    status: str = Field(default="active", max_length=16)
-    paused_reason: str | None = None
-    next_poll_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
-    poll_until: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
-    poll_token: str | None = Field(default=None, max_length=64)
-    etag: str | None = None
-    last_modified: str | None = None
-    failures: int = 0  # failed polls in a row
-    last_polled_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
-    last_success_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
-    last_error_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
-    last_error: str | None = None
-    items_sent: int = 0
-    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
-
-
-class SourceItem(SQLModel, table=True):
-    """An entry of a feed or a file of a folder already handled: each is sent once."""
-
-    __tablename__ = "source_item"
-
-    source_id: int = Field(foreign_key="source.id", primary_key=True, ondelete="CASCADE")
-    entry_key: str = Field(primary_key=True, max_length=64)  # sha256 of the entry's identity
-    ref: str | None = None  # the entry id or link, or the file's path (for people)
-    job_id: str | None = Field(default=None, max_length=64)
-    note: str | None = None
-    seen_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
-
-
 class SourceExists(ValueError):
     """A source of that kind and location is already registered."""
 
@@ -957,3 +792,72 @@ def stored_urls(*, session: Session, urls: Sequence[str]) -> set[str]:
             if url
         )
     return found
+
+
+__all__ = [
+    "ALL_JOB_STATUSES",
+    "ARTICLE",
+    "ARTICLE_LABEL",
+    "ARTICLE_SORTS",
+    "JOB",
+    "JOB_ID_CHARS",
+    "JOB_STATUSES",
+    "PAYLOAD_EXCERPT_CHARS",
+    "RELABEL_COLUMNS",
+    "STATS_BY",
+    "TIME_FIELDS",
+    "Article",
+    "ArticleBase",
+    "ArticleFilter",
+    "ArticleLabel",
+    "ArticleVersion",
+    "Job",
+    "JobOutcome",
+    "JobStatus",
+    "NewArticle",
+    "Relabel",
+    "SeenItem",
+    "SortOrder",
+    "Source",
+    "SourceExists",
+    "SourceItem",
+    "SourceKind",
+    "SourceStatus",
+    "StatsBy",
+    "TimeField",
+    "add_source",
+    "article_time",
+    "claim_due_sources",
+    "count_articles",
+    "count_by",
+    "count_labels",
+    "count_outcomes",
+    "find_article_labels",
+    "find_article_versions",
+    "find_articles",
+    "find_jobs",
+    "finished_job_ids",
+    "fts5_query",
+    "get_article",
+    "get_article_versions",
+    "get_articles",
+    "get_engine",
+    "get_jobs",
+    "get_source",
+    "job_key",
+    "latest_time",
+    "list_sources",
+    "mark_seen",
+    "payload_excerpt",
+    "record_jobs",
+    "record_poll_failure",
+    "record_poll_success",
+    "relabel_articles",
+    "remove_source",
+    "seen_keys",
+    "set_source_status",
+    "storable_text",
+    "stored_urls",
+    "upsert_articles",
+    "utcnow",
+]
