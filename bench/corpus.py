@@ -7,8 +7,10 @@ Articles are repeated as needed with a serial line appended, so each has its own
 from __future__ import annotations
 
 import itertools
-import json
 from pathlib import Path
+from typing import Any
+
+from worker.inputs import iter_jsonl
 
 SHARED_UNLABELED = Path(__file__).resolve().parents[2] / "shared/data/wikinews/unlabeled.jsonl"
 
@@ -17,7 +19,7 @@ def load_articles(n: int) -> tuple[list[dict], str]:
     """``n`` ingest payloads and a word on where they came from."""
     if SHARED_UNLABELED.is_file():
         with SHARED_UNLABELED.open(encoding="utf-8") as fh:
-            base = [json.loads(line) for line in fh if line.strip()]
+            base: list[Any] = [item for _, item in iter_jsonl(fh, str(SHARED_UNLABELED))]
         origin = f"{len(base)} Wikinews articles from {SHARED_UNLABELED} (unlabelled split)"
     else:
         from tests.articles import make_articles

@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -123,46 +123,14 @@ def progress_bar() -> Progress:
     )
 
 
-# ------------------------------------------------------------------------------- input reading
+def read_payloads(paths: Sequence[Path], jsonl: str | None) -> list[object]:
+    """Every payload of the files, folders and JSONL stream; an unreadable one exits, naming it."""
+    from worker.inputs import InputError, iter_payloads
 
-
-def iter_payloads(paths: Sequence[Path], jsonl: str | None) -> Iterator[dict]:
-    """Payload dicts from files/folders and a JSONL file (or - for standard input)."""
-    from worker.ingest import read_article_file
-
-    for path in paths:
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and _ingestible(p))
-        elif path.is_file():
-            files = [path]
-        else:
-            raise fail(f"no such file or folder: {path}")
-        for file in files:
-            try:
-                yield from read_article_file(file)
-            except ValueError as exc:
-                raise fail(str(exc)) from None
-    if jsonl:
-        lines: Iterable[str] = sys.stdin if jsonl == "-" else _open_lines(Path(jsonl))
-        name = "<stdin>" if jsonl == "-" else jsonl
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise fail(f"{name}:{number}: not JSON: {exc.msg}") from None
-
-
-def _open_lines(path: Path) -> Iterator[str]:
-    if not path.is_file():
-        raise fail(f"no such file: {path}")
-    with path.open(encoding="utf-8") as fh:
-        yield from fh
-
-
-def _ingestible(path: Path) -> bool:
-    return path.suffix.lower() in {".txt", ".html", ".htm", ".json", ".jsonl"}
+    try:
+        return list(iter_payloads(paths, jsonl))
+    except InputError as exc:
+        raise fail(str(exc)) from None
 
 
 # ------------------------------------------------------------------------------- output
@@ -267,7 +235,7 @@ def enqueue(
     from worker.client import enqueue_articles
 
     settings = settings_or_exit()
-    payloads = [with_source(p, source) for p in iter_payloads(paths or [], jsonl)]
+    payloads = [with_source(p, source) for p in read_payloads(paths or [], jsonl)]
     if not payloads and not url:
         raise fail("nothing to enqueue: give files, folders, --jsonl or --url")
     ids: list[str] = []
@@ -438,7 +406,7 @@ def classify(
     from worker.pipeline import classify_articles
 
     settings = settings_or_exit()
-    payloads = list(iter_payloads(paths or [], jsonl))
+    payloads = read_payloads(paths or [], jsonl)
     if not payloads:
         raise fail("nothing to classify: give files, folders or --jsonl")
     model = load_model(settings.model_path)

@@ -49,8 +49,9 @@ def run_demo(paths: Sequence[Path], *, concurrency: int, timeout: float) -> None
             worker.wait_ready()
             console.print(f"worker ready ({concurrency} processes); log: {worker.log_path}")
             from worker.client import enqueue_articles
+            from worker.inputs import iter_payloads
 
-            payloads = list(cli.iter_payloads(paths, None))
+            payloads = list(iter_payloads(paths, None))
             ids = enqueue_articles(payloads, source="demo")
             console.print(f"enqueued {len(ids)} articles")
             found = cli.report_outcomes(ids, timeout=timeout)

@@ -28,7 +28,7 @@ from celery import Task
 from sqlmodel import Session
 
 from worker.celery_app import app
-from worker.ingest import read_article_file
+from worker.inputs import read_article_file
 from worker.names import FETCH_QUEUE, FETCH_TASK, INGEST_TASK, POLL_TASK, SCHEDULE_TASK
 from worker.settings import get_settings
 from worker.sources import (

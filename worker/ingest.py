@@ -1,4 +1,4 @@
-"""Pure ingest: a job payload (or a file) in, one clean :class:`Article` out.
+"""Pure ingest: a job payload in, one clean :class:`Article` out (files: worker/inputs.py).
 
 No Celery, no database, no network, no settings: limits arrive as keyword arguments. Every bad input
 becomes :class:`RejectedInput` (never retried) with a one-sentence reason; nothing else escapes
@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import html as html_lib
-import json
 import logging
 import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -48,7 +46,6 @@ __all__ = [
     "normalise_text",
     "normalise_url",
     "parse_job",
-    "read_article_file",
     "web_url_problem",
 ]
 
@@ -250,7 +247,7 @@ _HTML_TAG = re.compile(
     re.IGNORECASE,
 )
 _HTML_STRONG = re.compile(r"^\s*<(?:!doctype\s+html|html|head|body)\b", re.IGNORECASE)
-_HTML_TITLE = re.compile(r"<title\b[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+HTML_TITLE = re.compile(r"<title\b[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
 
 _BANNER = " or ".join(
     f"contains(translate(@{attribute}, 'CDEIKNOST', 'cdeiknost'), '{word}')"
@@ -376,7 +373,7 @@ def html_to_text(html: str) -> tuple[str, dict[str, str]]:
     if not normalise_text(text):
         log.debug("trafilatura found no main text; using the lxml text")
         text = _lxml_text(html)
-        title = _HTML_TITLE.search(html)
+        title = HTML_TITLE.search(html)
         if title and "title" not in meta:
             meta["title"] = html_lib.unescape(title.group(1)).strip()
     text = normalise_text(text)
@@ -662,7 +659,7 @@ def _show(value: object, limit: int = 60) -> str:
     return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
-def _type_name(value: object) -> str:
+def json_type_name(value: object) -> str:
     if value is None:
         return "null"
     return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array"}.get(
@@ -677,7 +674,7 @@ def _validation_reason(error: ValidationError, payload: dict[str, Any]) -> str:
         allowed = ", ".join(_Payload.model_fields)
         return f"unknown field {_show(name)}; allowed fields are {allowed}"
     expected = _EXPECTED.get(name, "a string")
-    return f"field {name!r} must be {expected}, got {_type_name(payload.get(name))}"
+    return f"field {name!r} must be {expected}, got {json_type_name(payload.get(name))}"
 
 
 def _single_line(value: str | None) -> str | None:
@@ -755,7 +752,7 @@ def _drop_title_line(text: str, titles: list[str | None]) -> str:
 def parse_job(payload: object, *, limits: Limits = Limits()) -> Article:
     """Validate one job payload and return the clean Article; raise RejectedInput otherwise."""
     if not isinstance(payload, dict):
-        raise RejectedInput(f"the payload must be a JSON object, got {_type_name(payload)}")
+        raise RejectedInput(f"the payload must be a JSON object, got {json_type_name(payload)}")
     if not all(isinstance(key, str) for key in payload):
         raise RejectedInput("the payload's field names must be strings")
     try:
@@ -833,82 +830,3 @@ def parse_job(payload: object, *, limits: Limits = Limits()) -> Article:
         credits=list(cleaned.credits),
         origin=job.origin,
     )
-
-
-# --------------------------------------------------------------------------- files
-
-_TITLE_MAX = 200
-_FILE_TYPES = ".txt, .html, .htm, .json, .jsonl"
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-
-
-def _txt_payload(content: str) -> dict[str, Any]:
-    lines = content.splitlines()
-    start = next((index for index, line in enumerate(lines) if line.strip()), None)
-    if start is not None and start + 2 < len(lines):
-        first = lines[start].strip()
-        rest = "\n".join(lines[start + 2 :])
-        if len(first) < _TITLE_MAX and not lines[start + 1].strip() and rest.strip():
-            return {"title": first, "body": rest.strip("\n")}
-    return {"body": content}
-
-
-def _as_objects(items: object, path: Path) -> list[dict[str, Any]]:
-    if isinstance(items, dict):
-        return [items]
-    if isinstance(items, list):
-        for number, item in enumerate(items, start=1):
-            if not isinstance(item, dict):
-                raise ValueError(
-                    f"{path}: item {number} is a JSON {_type_name(item)}, not an object"
-                )
-        return items
-    raise ValueError(
-        f"{path}: expected a JSON object or a list of objects, got {_type_name(items)}"
-    )
-
-
-def read_article_file(path: Path) -> list[dict[str, Any]]:
-    """Job payloads read from one file (for ``newsclass enqueue PATH``); not yet validated.
-
-    ``.txt``: first line is the title when short and followed by a blank line; ``.html``/``.htm``:
-    the raw page as ``body``, title from ``<title>``; ``.json``: one object or a list of objects;
-    ``.jsonl``: one object per line, blank lines skipped."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in {".txt", ".html", ".htm", ".json", ".jsonl"}:
-        raise ValueError(f"{path}: unsupported file type {suffix or '(none)'!r}; use {_FILE_TYPES}")
-    content = _read(path)
-    if suffix == ".txt":
-        return [_txt_payload(content)]
-    if suffix in {".html", ".htm"}:
-        payload: dict[str, Any] = {"body": content}
-        title = _HTML_TITLE.search(content)
-        if title:
-            text = " ".join(html_lib.unescape(title.group(1)).split())
-            if text:
-                payload["title"] = text
-        return [payload]
-    if suffix == ".json":
-        try:
-            return _as_objects(json.loads(content), path)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{error.lineno}: bad JSON: {error.msg}") from None
-    payloads: list[dict[str, Any]] = []
-    for number, line in enumerate(content.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{number}: bad JSON: {error.msg}") from None
-        if not isinstance(item, dict):
-            raise ValueError(f"{path}:{number}: expected a JSON object, got {_type_name(item)}")
-        payloads.append(item)
-    return payloads

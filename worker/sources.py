@@ -36,9 +36,9 @@ import httpx
 
 from worker import __version__
 from worker.ingest import html_to_text, normalise_text, normalise_url, web_url_problem
+from worker.inputs import is_ingestible
 
 __all__ = [
-    "FOLDER_SUFFIXES",
     "DroppedFile",
     "FeedEntry",
     "FeedResult",
@@ -60,7 +60,6 @@ __all__ = [
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 HTML_TYPES = ("text/html", "application/xhtml+xml")
-FOLDER_SUFFIXES = frozenset({".txt", ".html", ".htm", ".json", ".jsonl"})
 DONE_DIR = "done"
 
 
@@ -492,7 +491,7 @@ class DroppedFile:
 def scan_folder(
     root: Path, *, settle: float = 0.5, max_bytes: int | None = None
 ) -> Iterator[DroppedFile]:
-    """Files to ingest under ``root`` (``.txt .html .htm .json .jsonl``), skipping the ``done/``
+    """Files to ingest under ``root`` (of the INGESTIBLE_SUFFIXES), skipping the ``done/``
     folder, hidden files, symlinks, files changed in the last ``settle`` seconds (still being
     written) and files over ``max_bytes``. Raises FetchError when the folder is missing."""
     if not root.is_dir():
@@ -502,7 +501,7 @@ def scan_folder(
         relative = path.relative_to(root)
         if relative.parts[0] == DONE_DIR or any(p.startswith(".") for p in relative.parts):
             continue
-        if path.is_symlink() or not path.is_file() or path.suffix.lower() not in FOLDER_SUFFIXES:
+        if path.is_symlink() or not path.is_file() or not is_ingestible(path):
             continue
         try:
             stat = path.stat()

@@ -1,4 +1,4 @@
-"""worker.ingest: cleaning rules, payload validation, file reading."""
+"""worker.ingest: cleaning rules, payload validation (file reading: test_inputs.py)."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from worker.ingest import (
     normalise_text,
     normalise_url,
     parse_job,
-    read_article_file,
     warm_up,
 )
+from worker.inputs import read_article_file
 
 SEED = Path(__file__).resolve().parents[3] / "shared" / "samples" / "seed-article.txt"
 SAMPLES = Path(__file__).resolve().parents[2] / "worker" / "samples"
@@ -486,80 +486,6 @@ def test_rejected_input_is_a_value_error_with_a_reason() -> None:
     error = RejectedInput("field 'x' is wrong")
     assert isinstance(error, ValueError)
     assert error.reason == "field 'x' is wrong"
-
-
-# --------------------------------------------------------------------------- read_article_file
-
-
-def test_read_txt_with_title(tmp_path: Path) -> None:
-    path = tmp_path / "a.txt"
-    path.write_text("\nA short title\n\nBody line one.\nBody line two.\n", encoding="utf-8")
-    assert read_article_file(path) == [
-        {"title": "A short title", "body": "Body line one.\nBody line two."}
-    ]
-
-
-@pytest.mark.parametrize(
-    "content",
-    [
-        "First line is not followed by a blank line.\nSecond line.\n",
-        "x" * 200 + "\n\nBody.\n",
-        "Only one line\n",
-    ],
-)
-def test_read_txt_without_title(tmp_path: Path, content: str) -> None:
-    path = tmp_path / "a.txt"
-    path.write_text(content, encoding="utf-8")
-    assert read_article_file(path) == [{"body": content}]
-
-
-def test_read_html(tmp_path: Path) -> None:
-    path = tmp_path / "a.HTM"
-    html = "<html><head><title> Tea &amp; trade </title></head><body><p>x</p></body></html>"
-    path.write_text(html, encoding="utf-8")
-    assert read_article_file(path) == [{"body": html, "title": "Tea & trade"}]
-
-
-def test_read_json_object_and_list(tmp_path: Path) -> None:
-    one = tmp_path / "one.json"
-    one.write_text('{"body": "a"}', encoding="utf-8")
-    many = tmp_path / "many.json"
-    many.write_text('[{"body": "a"}, {"text": "b", "id": 2}]', encoding="utf-8")
-    assert read_article_file(one) == [{"body": "a"}]
-    assert read_article_file(many) == [{"body": "a"}, {"text": "b", "id": 2}]
-
-
-def test_read_jsonl_skips_blank_lines(tmp_path: Path) -> None:
-    path = tmp_path / "a.jsonl"
-    path.write_text('{"body": "a"}\n\n   \n{"body": "b"}\n', encoding="utf-8")
-    assert read_article_file(path) == [{"body": "a"}, {"body": "b"}]
-
-
-@pytest.mark.parametrize(
-    ("name", "content", "where"),
-    [
-        ("bad.json", '[\n{"body": "a"},\n{"body": }\n]', "bad.json:3"),
-        ("bad.jsonl", '{"body": "a"}\n\n{oops}\n', "bad.jsonl:3"),
-        ("list.jsonl", '{"body": "a"}\n[1]\n', "list.jsonl:2"),
-        ("items.json", '[{"body": "a"}, 3]', "item 2"),
-        ("scalar.json", '"just a string"', "scalar.json"),
-        ("notes.md", "# hi", "notes.md"),
-        ("noext", "hi", "noext"),
-    ],
-)
-def test_read_errors_name_the_file(tmp_path: Path, name: str, content: str, where: str) -> None:
-    path = tmp_path / name
-    path.write_text(content, encoding="utf-8")
-    with pytest.raises(ValueError, match=r"\S") as caught:
-        read_article_file(path)
-    assert where in str(caught.value)
-
-
-def test_read_non_utf8(tmp_path: Path) -> None:
-    path = tmp_path / "latin.txt"
-    path.write_bytes(b"Caf\xe9 news\n")
-    with pytest.raises(ValueError, match=r"latin\.txt"):
-        read_article_file(path)
 
 
 def test_text_with_a_few_stray_tags_keeps_its_text() -> None:
