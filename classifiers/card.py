@@ -15,7 +15,7 @@ import sklearn
 import skops
 
 from classifiers.data import LABELS, model_text, read_labelled
-from classifiers.evaluate import bbc_checks, evaluate_model, measure_speed
+from classifiers.evaluate import bbc_checks, evaluate_model, evaluate_views, measure_speed
 from classifiers.model import TopicModel
 
 DESCRIPTION = (
@@ -63,6 +63,7 @@ def build_card(
         "candidates": report["candidates"],
         "cv": report["cv"],
         "dev": None,
+        "dev_views": None,
         "bbc": None,
         "speed": None,
         "notes": report.get("notes", []),
@@ -81,7 +82,10 @@ def build_card(
     speed_texts = [model_text(r.title, r.text) for r in read_labelled(dev_path or train_path)]
     if dev_path is not None:
         card["data"]["dev"] = _file_entry(dev_path, "evaluated only")
-        card["dev"] = evaluate_model(model, read_labelled(dev_path))
+        dev_records = read_labelled(dev_path)
+        card["dev"] = evaluate_model(model, dev_records)
+        # The same articles as short inputs: the headline alone, the headline and first sentence.
+        card["dev_views"] = evaluate_views(model, dev_records)
     if bbc_path is not None:
         card["data"]["bbc"] = _file_entry(bbc_path, "evaluated only")
         card["bbc"] = bbc_checks(model, bbc_path)
@@ -142,6 +146,14 @@ def card_markdown(card: dict[str, Any]) -> str:
             f"| micro-F1 | | | {card['cv']['micro_f1']} | | | {_get(card.get('dev'), 'micro_f1')} | |",
             "",
         ]
+    if card.get("dev_views"):
+        lines += [
+            "## Dev by view (full article, headline alone, headline + first sentence)",
+            "| view | n | macro-F1 | " + " | ".join(f"{label} R" for label in labels) + " |",
+            "|---|---|---|" + "---|" * len(labels),
+            *[_view_row(view, report, labels) for view, report in card["dev_views"].items()],
+            "",
+        ]
     for title, key in (("BBC checks (evaluation only)", "bbc"), ("Speed", "speed")):
         section = card.get(key)
         lines += [
@@ -171,3 +183,8 @@ def _metric_row(label: str, card: dict[str, Any]) -> str:
 
 def _get(section: dict[str, Any] | None, key: str) -> Any:
     return section[key] if section else ""
+
+
+def _view_row(view: str, report: dict[str, Any], labels: list[str]) -> str:
+    recalls = [str(_get(report["per_label"].get(label), "recall")) for label in labels]
+    return f"| {view} | {report['n']} | {report['macro_f1']} | " + " | ".join(recalls) + " |"

@@ -24,6 +24,7 @@ class LabelledRecord:
     labels: list[str]
     title: str = ""
     id: str | None = None
+    title_derived: bool = False  # a title written from the first sentence (modern/dev.jsonl)
 
 
 MIN_PARAGRAPH_CHARS = 40
@@ -194,4 +195,5 @@ def _to_record(row: dict[str, Any], where: str) -> LabelledRecord:
         labels=sorted(set(labels), key=LABELS.index),
         title=title,
         id=None if record_id is None else str(record_id),
+        title_derived=row.get("title_derived") is True,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,12 +16,48 @@ from classifiers.metrics import label_matrix, scores_report
 from classifiers.model import TopicModel
 
 SPEED_BATCH = 500
+# What a short input looks like: the whole article, its headline alone, the headline and its
+# first sentence (a feed entry's title and summary, a wire alert).
+VIEWS = ("full", "title", "lead")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+LEAD_CHARS = 400
 
 
 def evaluate_model(model: TopicModel, records: Sequence[LabelledRecord]) -> dict[str, Any]:
     """{"n", "per_label": {label: {precision, recall, f1, support}}, "micro_f1", "macro_f1"}."""
-    texts = [model_text(record.title, record.text) for record in records]
-    predictions = model.predict(texts, paragraphs=False, explain=False)
+    return _scores(model, [model_text(record.title, record.text) for record in records], records)
+
+
+def view_text(record: LabelledRecord, view: str) -> str | None:
+    """The text of ``record`` seen as ``view`` (see VIEWS); None where the record has no such
+    view (no title, or a title written from the first sentence rather than the publisher's)."""
+    if view == "full":
+        return model_text(record.title, record.text)
+    if view not in VIEWS:
+        raise ValueError(f"unknown view {view!r}; expected one of {', '.join(VIEWS)}")
+    if not record.title.strip() or record.title_derived:
+        return None
+    if view == "title":
+        return record.title
+    first = _SENTENCE_END.split(record.text.strip(), maxsplit=1)[0][:LEAD_CHARS]
+    return model_text(record.title, first)
+
+
+def evaluate_views(
+    model: TopicModel, records: Sequence[LabelledRecord], views: Sequence[str] = VIEWS
+) -> dict[str, dict[str, Any]]:
+    """``evaluate_model`` on each view of the records that have it: {view: report}."""
+    reports = {}
+    for view in views:
+        pairs = [(text, r) for r in records if (text := view_text(r, view)) is not None]
+        reports[view] = _scores(model, [t for t, _ in pairs], [r for _, r in pairs])
+    return reports
+
+
+def _scores(
+    model: TopicModel, texts: Sequence[str], records: Sequence[LabelledRecord]
+) -> dict[str, Any]:
+    predictions = model.predict(list(texts), paragraphs=False, explain=False)
     truth = label_matrix([record.labels for record in records])
     predicted = label_matrix([prediction.labels for prediction in predictions])
     return scores_report(truth, predicted)
