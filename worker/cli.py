@@ -232,7 +232,7 @@ def enqueue(
     ] = 300.0,
 ) -> None:
     """Send articles to the workers: one ingest job per article."""
-    from worker.client import enqueue_articles
+    from worker.client import enqueue_articles, enqueue_pages, with_source
 
     settings = settings_or_exit()
     payloads = [with_source(p, source) for p in read_payloads(paths or [], jsonl)]
@@ -245,20 +245,16 @@ def enqueue(
             ids = enqueue_articles(payloads, on_sent=lambda n: bar.advance(task, n))
     sent = dict(zip(ids, payloads, strict=True))
     if url:
-        ids += enqueue_pages(url, source=source)
+        try:
+            ids += enqueue_pages(url, source=source)
+        except ValueError as exc:
+            raise fail(f"--url: {exc}") from None
     err.print(f"enqueued {len(ids)} jobs on {redact_url(settings.broker_url)}", highlight=False)
     if wait:
         report_outcomes(ids, timeout=timeout, resend_payloads=sent, resend_after=resend_after)
     else:
         for job_id in ids:
             sys.stdout.write(job_id + "\n")
-
-
-def with_source(payload: object, source: str | None) -> object:
-    """The payload with ``source`` filled in where it has none."""
-    if source and isinstance(payload, dict) and not payload.get("source"):
-        return {**payload, "source": source}
-    return payload
 
 
 def report_outcomes(
@@ -1254,29 +1250,6 @@ EveryOption = Annotated[
         envvar="NEWSCLASS_SOURCES_EVERY",
     ),
 ]
-
-
-def enqueue_pages(urls: Sequence[str], *, source: str | None) -> list[str]:
-    """One `newsclass.fetch_page` job per URL; returns the ids of the ingest jobs they lead to."""
-    import uuid
-
-    from worker.celery_app import FETCH_QUEUE
-    from worker.celery_app import app as celery_app
-    from worker.ingest import web_url_problem
-
-    for page in urls:
-        if web_url_problem(page) is not None:
-            raise fail(f"--url: only http and https URLs are fetched, not {page!r}")
-    ids: list[str] = []
-    with celery_app.producer_or_acquire() as producer:
-        for page in urls:
-            job_id = str(uuid.uuid4())
-            request = {"url": page, "job_id": job_id, "source": source}
-            celery_app.send_task(
-                "newsclass.fetch_page", args=(request,), queue=FETCH_QUEUE, producer=producer
-            )
-            ids.append(job_id)
-    return ids
 
 
 def source_row(source: Any) -> dict:

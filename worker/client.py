@@ -1,5 +1,5 @@
-"""Send ingest and reclassify jobs and wait for their outcomes: the Python side of
-``newsclass enqueue`` and ``newsclass reclassify``.
+"""The one way to send a job: ingest, page fetches, polls, reclassify, retries; and waiting for
+their outcomes (the Python side of ``newsclass enqueue`` and ``newsclass reclassify``).
 
 Producers need no worker code: a job is the task name (``newsclass.ingest_article``,
 ``newsclass.reclassify_articles``) and one JSON object, so any Celery client can do what
@@ -18,11 +18,13 @@ from celery import signals
 from kombu.utils.uuid import uuid
 from sqlmodel import Session
 
-from worker.names import INGEST_TASK, RECLASSIFY_TASK
+from worker.ingest import web_url_problem
+from worker.names import FETCH_QUEUE, FETCH_TASK, INGEST_TASK, POLL_TASK, RECLASSIFY_TASK
 from worker.store import ArticleVersion, Job, get_article_versions, get_engine, get_jobs
 
 if TYPE_CHECKING:
     from celery import Celery
+    from kombu import Producer
 
 PUBLISH_BATCH = 500
 
@@ -42,10 +44,7 @@ def enqueue_articles(
     ingest queue; ``on_sent(n)`` reports progress.
     """
     if source:
-        payloads = (
-            {**p, "source": source} if isinstance(p, dict) and not p.get("source") else p
-            for p in payloads
-        )
+        payloads = (with_source(p, source) for p in payloads)
     return send_jobs(((None, p) for p in payloads), app=app, queue=queue, on_sent=on_sent)
 
 
@@ -63,10 +62,7 @@ def send_jobs(
     On Redis the messages go out in pipelines of PUBLISH_BATCH commands, one round trip each;
     transports without batches (AMQP) send each message at once.
     """
-    if app is None:
-        from worker.celery_app import app as default_app
-
-        app = default_app
+    app = _celery(app)
     amqp = app.amqp
     # What send_task would work out for every message, worked out once: the route (the queue
     # given, else the task's route or the default queue), the reply address and, when called
@@ -118,6 +114,69 @@ def send_jobs(
             if on_sent:
                 on_sent(1)
     return ids
+
+
+def with_source(payload: object, source: str | None) -> object:
+    """The payload with ``source`` filled in where it has none."""
+    if source and isinstance(payload, dict) and not payload.get("source"):
+        return {**payload, "source": source}
+    return payload
+
+
+def _celery(app: Celery | None) -> Celery:
+    if app is None:
+        from worker.celery_app import app as default_app
+
+        return default_app
+    return app
+
+
+def enqueue_pages(
+    urls: Sequence[str], *, source: str | None, app: Celery | None = None
+) -> list[str]:
+    """One ``newsclass.fetch_page`` job per URL, on the fetch queue; return the ids of the ingest
+    jobs they lead to. Raises ValueError, sending nothing, if a URL is not http(s) with a host."""
+    for page in urls:
+        if web_url_problem(page) is not None:
+            raise ValueError(f"only http and https URLs are fetched, not {page!r}")
+    app = _celery(app)
+    ids: list[str] = []
+    with app.producer_or_acquire() as producer:
+        for page in urls:
+            job_id = uuid()
+            send_fetch_page({"url": page, "job_id": job_id, "source": source}, app=app,
+                            producer=producer)  # fmt: skip
+            ids.append(job_id)
+    return ids
+
+
+# The fetch queue's sends: one plain Celery message each (send_task), on the producer given
+# (a poll sends many over one connection) or one acquired for it.
+
+
+def send_fetch_page(
+    request: dict[str, Any], *, app: Celery | None = None, producer: Producer | None = None
+) -> None:
+    """One ``newsclass.fetch_page`` job (``request``: url, job_id, source, hints, fallback)."""
+    _celery(app).send_task(FETCH_TASK, args=(request,), queue=FETCH_QUEUE, producer=producer)
+
+
+def send_poll(
+    source_id: int, token: str, *, app: Celery | None = None, producer: Producer | None = None
+) -> None:
+    """One ``newsclass.poll_source`` job for a source claimed with ``token``."""
+    _celery(app).send_task(POLL_TASK, args=(source_id, token), queue=FETCH_QUEUE, producer=producer)
+
+
+def send_ingest(
+    payload: object,
+    *,
+    job_id: str,
+    app: Celery | None = None,
+    producer: Producer | None = None,
+) -> None:
+    """One ``newsclass.ingest_article`` job under ``job_id`` (a source entry's derived id)."""
+    _celery(app).send_task(INGEST_TASK, args=(payload,), task_id=job_id, producer=producer)
 
 
 _FLAT_TYPES = frozenset({str, int, bool, type(None)})

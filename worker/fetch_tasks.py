@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -28,17 +28,20 @@ from celery import Task
 from sqlmodel import Session
 
 from worker.celery_app import app
+from worker.client import send_fetch_page, send_ingest, send_poll
 from worker.inputs import read_article_file
-from worker.names import FETCH_QUEUE, FETCH_TASK, INGEST_TASK, POLL_TASK, SCHEDULE_TASK
+from worker.names import FETCH_TASK, POLL_TASK, SCHEDULE_TASK
 from worker.settings import get_settings
 from worker.sources import (
-    FeedEntry,
     Fetcher,
     FetchError,
     FetchPolicy,
+    feed_hints,
+    feed_payload,
     fetch_feed,
     fetch_page,
     move_to_done,
+    page_payload,
     scan_folder,
 )
 from worker.store import (
@@ -135,9 +138,7 @@ def schedule_polls() -> int:
             )
         with app.producer_or_acquire() as producer:
             for source_id in claimed:
-                app.send_task(
-                    POLL_TASK, args=(source_id, token), queue=FETCH_QUEUE, producer=producer
-                )
+                send_poll(source_id, token, app=app, producer=producer)
     if claimed:
         log.info("sent %d poll jobs", len(claimed))
     return len(claimed)
@@ -243,13 +244,13 @@ def poll_feed(source: SourceSnapshot) -> PollResult:
             if entry.link and entry.link in known:
                 items.append(SeenItem(entry.key, entry.ref, None, "already stored (same URL)"))
                 continue
-            fallback = _feed_payload(entry, name)
+            fallback = feed_payload(entry, name)
             if entry.link:
                 request = {"url": entry.link, "job_id": job_id, "source": name,
-                           "hints": _hints(entry), "fallback": fallback}  # fmt: skip
-                app.send_task(FETCH_TASK, args=(request,), queue=FETCH_QUEUE, producer=producer)
+                           "hints": feed_hints(entry), "fallback": fallback}  # fmt: skip
+                send_fetch_page(request, app=app, producer=producer)
             elif fallback:
-                app.send_task(INGEST_TASK, args=(fallback,), task_id=job_id, producer=producer)
+                send_ingest(fallback, job_id=job_id, app=app, producer=producer)
             else:
                 items.append(SeenItem(entry.key, entry.ref, None, "no link and no text"))
                 continue
@@ -258,21 +259,6 @@ def poll_feed(source: SourceSnapshot) -> PollResult:
     with Session(_engine()) as session:
         mark_seen(session=session, source_id=source.id, items=items)
     return PollResult(sent=sent, etag=result.etag, last_modified=result.last_modified)
-
-
-def _hints(entry: FeedEntry) -> dict[str, str]:
-    found = {"title": entry.title, "author": entry.author,
-             "published_at": entry.published_at, "id": entry.entry_id}  # fmt: skip
-    return {key: value for key, value in found.items() if value}
-
-
-def _feed_payload(entry: FeedEntry, source: str | None) -> dict[str, str] | None:
-    """The article from the feed's own text (used when the page cannot be had)."""
-    if not entry.text:
-        return None
-    payload = {"body": entry.text, "url": entry.link, "source": source, "origin": "feed",
-               **_hints(entry)}  # fmt: skip
-    return {key: value for key, value in payload.items() if value}
 
 
 def poll_folder(source: SourceSnapshot) -> PollResult:
@@ -305,7 +291,7 @@ def poll_folder(source: SourceSnapshot) -> PollResult:
                 first = first or job_id
                 if not payload.get("source"):
                     payload = {**payload, "source": name}
-                app.send_task(INGEST_TASK, args=(payload,), task_id=job_id, producer=producer)
+                send_ingest(payload, job_id=job_id, app=app, producer=producer)
                 sent += 1
             items.append(SeenItem(file.key, file.relative, first, f"{len(payloads)} articles"))
     with Session(_engine()) as session:
@@ -338,39 +324,14 @@ def fetch_page_task(self: Task, request: dict[str, Any]) -> str | None:
     except FetchError as exc:
         if fallback:
             log.info("%s: using the feed's text (%s)", url, exc.reason)
-            app.send_task(INGEST_TASK, args=(fallback,), task_id=job_id)
+            send_ingest(fallback, job_id=job_id, app=app)
             return job_id
         if exc.transient and self.request.retries < FETCH_RETRIES:
             raise self.retry(countdown=2.0 * 2**self.request.retries, exc=exc) from None
         _record_unfetched(job_id, request, exc.reason, transient=exc.transient)
         return None
-    app.send_task(INGEST_TASK, args=(page_payload(page.text, page.meta, request),), task_id=job_id)
+    send_ingest(page_payload(page.text, page.meta, request), job_id=job_id, app=app)
     return job_id
-
-
-def page_payload(text: str, meta: dict[str, str], request: dict[str, Any]) -> dict[str, str]:
-    """The ingest payload of a fetched page: feed hints first, then the page's own metadata."""
-    hints = request.get("hints") or {}
-    payload = {
-        "body": text,
-        "url": request.get("url"),
-        "origin": "page",
-        "title": hints.get("title") or meta.get("title"),
-        "author": hints.get("author") or meta.get("author"),
-        "published_at": hints.get("published_at") or _iso_date(meta.get("date")),
-        "source": request.get("source") or meta.get("sitename"),
-        "id": hints.get("id"),
-    }
-    return {key: value for key, value in payload.items() if value}
-
-
-def _iso_date(value: str | None) -> str | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value).isoformat()
-    except ValueError:
-        return None
 
 
 def _record_unfetched(

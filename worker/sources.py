@@ -50,9 +50,12 @@ __all__ = [
     "UnsafeURL",
     "check_url",
     "entry_key",
+    "feed_hints",
+    "feed_payload",
     "fetch_feed",
     "fetch_page",
     "move_to_done",
+    "page_payload",
     "parse_feed",
     "scan_folder",
     "user_agent",
@@ -347,6 +350,32 @@ def fetch_page(fetcher: Fetcher, url: str) -> Page:
     return Page(url=fetched.url, text=text, meta=meta)
 
 
+def page_payload(text: str, meta: dict[str, str], request: dict[str, Any]) -> dict[str, str]:
+    """The ingest payload of a fetched page (``request``: the fetch job's url, source and feed
+    hints): feed hints first, then the page's own metadata."""
+    hints = request.get("hints") or {}
+    payload = {
+        "body": text,
+        "url": request.get("url"),
+        "origin": "page",
+        "title": hints.get("title") or meta.get("title"),
+        "author": hints.get("author") or meta.get("author"),
+        "published_at": hints.get("published_at") or _iso_date(meta.get("date")),
+        "source": request.get("source") or meta.get("sitename"),
+        "id": hints.get("id"),
+    }
+    return {key: value for key, value in payload.items() if value}
+
+
+def _iso_date(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value).isoformat()
+    except ValueError:
+        return None
+
+
 # --------------------------------------------------------------------------------- feeds
 
 
@@ -369,6 +398,22 @@ class FeedResult:
     etag: str | None = None
     last_modified: str | None = None
     title: str | None = None
+
+
+def feed_hints(entry: FeedEntry) -> dict[str, str]:
+    """What the feed says of an entry's article (title, author, published_at, id), for its page."""
+    found = {"title": entry.title, "author": entry.author,
+             "published_at": entry.published_at, "id": entry.entry_id}  # fmt: skip
+    return {key: value for key, value in found.items() if value}
+
+
+def feed_payload(entry: FeedEntry, source: str | None) -> dict[str, str] | None:
+    """The article from the feed's own text (used when the page cannot be had)."""
+    if not entry.text:
+        return None
+    payload = {"body": entry.text, "url": entry.link, "source": source, "origin": "feed",
+               **feed_hints(entry)}  # fmt: skip
+    return {key: value for key, value in payload.items() if value}
 
 
 def entry_key(*parts: str) -> str:

@@ -470,3 +470,31 @@ def test_a_folder_lists_new_files_once_and_moves_them_to_done(tmp_path: Path) ->
 def test_a_missing_folder_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(FetchError, match="does not exist"):
         list(scan_folder(tmp_path / "nope"))
+
+
+# --------------------------------------------------------------------------------- payload builders
+
+
+def test_page_payload_prefers_feed_hints_then_page_metadata() -> None:
+    from worker.sources import page_payload
+
+    request = {"url": "https://a.example/1", "source": None, "hints": {"title": "From feed"}}
+    meta = {"title": "From page", "author": "A. Writer", "date": "2026-03-01", "sitename": "A"}
+    assert page_payload("Body.", meta, request) == {
+        "body": "Body.", "url": "https://a.example/1", "origin": "page", "title": "From feed",
+        "author": "A. Writer", "published_at": "2026-03-01T00:00:00", "source": "A",
+    }  # fmt: skip
+    assert "published_at" not in page_payload("Body.", {"date": "soon"}, {})
+
+
+def test_feed_payload_is_the_entrys_own_text_or_none() -> None:
+    from worker.sources import FeedEntry, feed_hints, feed_payload
+
+    entry = FeedEntry(key="k", ref="r", link="https://a.example/1", title="T", author=None,
+                      published_at=None, entry_id="e1", text="Feed text.")  # fmt: skip
+    assert feed_hints(entry) == {"title": "T", "id": "e1"}
+    assert feed_payload(entry, "wire") == {"body": "Feed text.", "url": "https://a.example/1",
+                                           "source": "wire", "origin": "feed", "title": "T",
+                                           "id": "e1"}  # fmt: skip
+    assert feed_payload(FeedEntry(key="k", ref="r", link=None, title=None, author=None,
+                                  published_at=None, entry_id=None, text=""), None) is None  # fmt: skip
