@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import sys
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
@@ -726,7 +725,7 @@ def reclassify(
 
     from classifiers import ModelLoadError, load_model
     from worker.client import enqueue_reclassify
-    from worker.reclassify import ReclassifyRequest
+    from worker.reclassify import plan_reclassify
     from worker.store import find_article_versions, get_engine
 
     settings = settings_or_exit()
@@ -748,34 +747,20 @@ def reclassify(
         raise fail(f"{'--model' if model else 'NEWSCLASS_MODEL_PATH'}: {exc}") from None
     with Session(get_engine(settings.database_url)) as session:
         selected = find_article_versions(session=session, where=where, limit=limit)
-    todo = [a for a in selected if a.model_version != version]
-    plan = {
-        "selected": len(selected),
-        "to_reclassify": len(todo),
-        "already": len(selected) - len(todo),
-        "model_version": version,
-        "model_path": str(model_path),
-        "from_versions": dict(sorted(Counter(a.model_version for a in todo).items())),
-        "jobs": -(-len(todo) // batch_size),
-    }
+    plan = plan_reclassify(
+        selected, model_version=version, model_path=str(model_path), batch_size=batch_size
+    )
+    todo = plan.todo
     if dry_run or not todo:
-        _print_plan(plan, fmt, dry_run=dry_run)
+        _print_plan(plan.summary(), fmt, dry_run=dry_run)
         return
-    chunks = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
-    requests = [
-        ReclassifyRequest(
-            tuple(a.id for a in chunk),
-            model_path=str(model_path) if model else None,
-            model_version=version,
-        ).payload()
-        for chunk in chunks
-    ]
+    requests = [r.payload() for r in plan.requests(model_path=str(model_path) if model else None)]
     with progress_bar() as bar:
         task = bar.add_task("enqueue jobs", total=len(requests))
         sent = enqueue_reclassify(requests, on_sent=partial(bar.advance, task))
     err.print(
         f"enqueued {len(sent)} reclassify jobs for {len(todo)} articles "
-        f"({plan['already']} already at {version}) on {redact_url(settings.broker_url)}",
+        f"({len(selected) - len(todo)} already at {version}) on {redact_url(settings.broker_url)}",
         highlight=False,
     )
     if not wait:

@@ -1,4 +1,5 @@
-"""Re-label stored articles with another model version: the work behind the task
+"""Re-label stored articles with another model version: the plan ``newsclass reclassify`` makes
+(which articles, which versions, how many jobs), the work behind the task
 ``newsclass.reclassify_articles`` and the summary ``newsclass reclassify --wait`` prints.
 
 No Celery here: the task decodes the message and owns the retries; this module reads the stored
@@ -50,6 +51,61 @@ class ReclassifyRequest:
         if self.model_version is not None:
             payload["model_version"] = self.model_version
         return payload
+
+
+@dataclass(frozen=True, slots=True)
+class ReclassifyPlan:
+    """Which of the selected articles a model would re-label, and the jobs that do it."""
+
+    selected: int
+    todo: tuple[ArticleVersion, ...]  # the selected articles not at model_version yet
+    model_version: str
+    model_path: str
+    batch_size: int
+
+    def summary(self) -> dict[str, Any]:
+        """What ``--dry-run`` prints (as JSON, or in one sentence)."""
+        return {
+            "selected": self.selected,
+            "to_reclassify": len(self.todo),
+            "already": self.selected - len(self.todo),
+            "model_version": self.model_version,
+            "model_path": self.model_path,
+            "from_versions": version_counts(self.todo),
+            "jobs": -(-len(self.todo) // self.batch_size),
+        }
+
+    def requests(self, *, model_path: str | None) -> list[ReclassifyRequest]:
+        """One request per ``batch_size`` articles, in the selection's order; ``model_path`` is the
+        model the jobs name (None: the workers' configured model)."""
+        size = self.batch_size
+        return [
+            ReclassifyRequest(
+                tuple(a.id for a in self.todo[i : i + size]),
+                model_path=model_path,
+                model_version=self.model_version,
+            )
+            for i in range(0, len(self.todo), size)
+        ]
+
+
+def plan_reclassify(
+    selected: Sequence[ArticleVersion], *, model_version: str, model_path: str, batch_size: int
+) -> ReclassifyPlan:
+    """The plan for re-labelling ``selected`` with the model ``model_version`` (at
+    ``model_path``): articles already at that version are left alone."""
+    return ReclassifyPlan(
+        selected=len(selected),
+        todo=tuple(a for a in selected if a.model_version != model_version),
+        model_version=model_version,
+        model_path=model_path,
+        batch_size=batch_size,
+    )
+
+
+def version_counts(articles: Sequence[ArticleVersion]) -> dict[str, int]:
+    """How many of the articles each model version labelled, by version."""
+    return dict(sorted(Counter(a.model_version for a in articles).items()))
 
 
 def parse_request(payload: object) -> ReclassifyRequest:
@@ -179,7 +235,7 @@ def summarise(
         "sent": len(before),
         "model_version": model_version,
         "already": (len(before) if selected is None else selected) - len(before),
-        "from_versions": dict(sorted(Counter(b.model_version for b in before).items())),
+        "from_versions": version_counts(before),
         "reclassified": len(done),
         "pending": len(before) - len(done),
         "labels_changed": sum(set(b.labels) != set(after[b.id].labels) for b in done),

@@ -160,3 +160,43 @@ def test_the_task_records_every_job_and_never_raises(tmp_path: Path, monkeypatch
     status, reason = run("db-down", {"article_ids": [1]})
     assert status == "failed" and "database is locked" in reason  # jobs retry can replay it
     assert reason.startswith(f"reclassify: gave up after {tasks._settings.max_retries + 1} tries")
+
+
+def test_the_plan_leaves_articles_at_the_version_alone_and_chunks_the_rest() -> None:
+    from worker.reclassify import plan_reclassify
+
+    selected = [
+        ArticleVersion(1, "v1", ()),
+        ArticleVersion(2, "v2", ()),
+        ArticleVersion(3, "v0", ()),
+        ArticleVersion(4, "v1", ()),
+        ArticleVersion(5, "v1", ()),
+    ]
+    plan = plan_reclassify(selected, model_version="v2", model_path="/m/model.skops", batch_size=2)
+    assert [a.id for a in plan.todo] == [1, 3, 4, 5]
+    assert plan.summary() == {
+        "selected": 5,
+        "to_reclassify": 4,
+        "already": 1,
+        "model_version": "v2",
+        "model_path": "/m/model.skops",
+        "from_versions": {"v0": 1, "v1": 3},
+        "jobs": 2,
+    }
+    assert [r.payload() for r in plan.requests(model_path=None)] == [
+        {"article_ids": [1, 3], "model_version": "v2"},
+        {"article_ids": [4, 5], "model_version": "v2"},
+    ]
+    [first, _] = plan.requests(model_path="/m/model.skops")
+    assert first.model_path == "/m/model.skops"
+
+
+def test_a_plan_with_nothing_to_do_has_no_jobs() -> None:
+    from worker.reclassify import plan_reclassify
+
+    plan = plan_reclassify(
+        [ArticleVersion(1, "v2", ())], model_version="v2", model_path="m", batch_size=200
+    )
+    assert plan.todo == ()
+    assert plan.summary()["jobs"] == 0
+    assert plan.requests(model_path=None) == []
