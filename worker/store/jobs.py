@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
 from worker.store.engine import _insert
@@ -30,6 +31,7 @@ class JobOutcome:
     source: str | None = None
     payload: str | None = None
     attempts: int = 1
+    task: str | None = None  # the task's name (worker/names.py)
 
 
 def job_key(job_id: str) -> str:
@@ -62,7 +64,8 @@ def finished_job_ids(*, session: Session, job_ids: Sequence[str]) -> set[str]:
 
 def record_jobs(*, session: Session, outcomes: Iterable[JobOutcome]) -> None:
     """Record each job's outcome; a job recorded before keeps its first outcome (idempotent),
-    except a ``failed`` one, which a replay (``jobs retry``) may turn into another outcome."""
+    except a ``failed`` one, which a replay (``jobs retry``) may turn into another outcome.
+    Each names its task when the caller says (``JobOutcome.task``)."""
     now = utcnow()
     rows = [
         {
@@ -76,6 +79,7 @@ def record_jobs(*, session: Session, outcomes: Iterable[JobOutcome]) -> None:
             "attempts": o.attempts,
             "created_at": now,
             "updated_at": now,
+            "task": storable_text(o.task),
         }
         for o in outcomes
     ]
@@ -85,7 +89,11 @@ def record_jobs(*, session: Session, outcomes: Iterable[JobOutcome]) -> None:
         session.execute(
             stmt.on_conflict_do_update(
                 index_elements=["id"],
-                set_={c: stmt.excluded[c] for c in replay},
+                # a replay that does not name its task keeps the one recorded
+                set_={
+                    **{c: stmt.excluded[c] for c in replay},
+                    "task": sa.func.coalesce(stmt.excluded.task, JOB.c.task),
+                },
                 where=JOB.c.status == "failed",
             ),
             rows,

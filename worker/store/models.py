@@ -107,6 +107,9 @@ class Job(SQLModel, table=True):
     payload: str | None = None  # a bounded excerpt, or the full payload of a failed job (replay)
     created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
     updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    # the task's name (worker/names.py: INGEST_TASK, RECLASSIFY_TASK); None for jobs recorded
+    # before migration 0005 and for outcomes that do not say
+    task: str | None = None
 
 
 # The Core tables behind the models, for bulk INSERT ... ON CONFLICT statements.
