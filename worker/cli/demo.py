@@ -11,21 +11,40 @@ import contextlib
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Annotated
 
+import typer
 from rich.console import Console
 from rich.table import Table
-from sqlmodel import Session, col, select
 
 from classifiers import LABELS
-from worker.embedded import LocalRedis, WorkerProcess
+from worker.cli.common import commands, example, read_payloads, settings_or_exit
+from worker.cli.ingest import report_outcomes
 from worker.settings import get_settings, redact_url
 
+SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"
 console = Console(width=None if Console().is_terminal else 120, markup=False)  # titles are text
+
+
+@commands.command(epilog=example("make demo   # or: newsclass demo my-articles/"))
+def demo(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="More articles to send with the samples.")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the outcomes.")] = 180.0,
+) -> None:
+    """Run the whole stack locally: a real Redis (started here unless NEWSCLASS_BROKER_URL is set),
+    a worker, the sample articles enqueued, and a table of what was stored."""
+    settings_or_exit()
+    run_demo([SAMPLES_DIR, *(paths or [])], concurrency=concurrency, timeout=timeout)
 
 
 @contextlib.contextmanager
 def broker() -> Iterator[str]:
     """The configured broker, or a local Redis started for the demo."""
+    from worker.embedded import LocalRedis
+
     if os.environ.get("NEWSCLASS_BROKER_URL"):
         yield os.environ["NEWSCLASS_BROKER_URL"]
         return
@@ -35,7 +54,9 @@ def broker() -> Iterator[str]:
 
 
 def run_demo(paths: Sequence[Path], *, concurrency: int, timeout: float) -> None:
-    from worker import cli, db
+    from worker import db
+    from worker.client import enqueue_articles
+    from worker.embedded import WorkerProcess
 
     with broker() as broker_url:
         os.environ["NEWSCLASS_BROKER_URL"] = broker_url
@@ -48,19 +69,18 @@ def run_demo(paths: Sequence[Path], *, concurrency: int, timeout: float) -> None
         try:
             worker.wait_ready()
             console.print(f"worker ready ({concurrency} processes); log: {worker.log_path}")
-            from worker.client import enqueue_articles
-            from worker.inputs import iter_payloads
-
-            payloads = list(iter_payloads(paths, None))
+            payloads = read_payloads(paths, None)
             ids = enqueue_articles(payloads, source="demo")
             console.print(f"enqueued {len(ids)} articles")
-            found = cli.report_outcomes(ids, timeout=timeout)
+            found = report_outcomes(ids, timeout=timeout)
         finally:
             worker.stop()
     print_results(found, settings.database_url)
 
 
 def print_results(found: dict, database_url: str) -> None:
+    from sqlmodel import Session, col, select
+
     from worker.store import Article, get_engine
 
     article_ids = {job.article_id for job in found.values() if job.article_id}

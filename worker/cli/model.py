@@ -1,0 +1,121 @@
+"""Commands of the model: ``train`` and ``evaluate``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from worker.cli.common import (
+    Format,
+    ReportFormat,
+    commands,
+    emit,
+    example,
+    fail,
+    format_option,
+    out,
+    progress_bar,
+    settings_or_exit,
+)
+
+
+@commands.command(
+    epilog=example("newsclass train --data ../shared/data/wikinews/train.jsonl --out models/mine")
+)
+def train(
+    data: Annotated[
+        Path, typer.Option(help="Labelled JSONL or CSV.", envvar="NEWSCLASS_TRAIN_DATA")
+    ],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for model.skops and its card.")
+    ] = Path("model"),
+    dev: Annotated[
+        Path | None, typer.Option(help="Labelled data to report on (never trained on).")
+    ] = None,
+    supplement: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Labelled JSONL or CSV learned from in every CV training fold but never scored "
+            "(repeatable)."
+        ),
+    ] = None,
+    unlabeled: Annotated[
+        Path | None, typer.Option(help="Unlabelled JSONL or CSV to learn word vectors from.")
+    ] = None,
+    annotations: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="JSONL of id + labels for articles of --unlabeled: learned from in every CV "
+            "training fold but never scored (repeatable)."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Random seed.")] = 0,
+) -> None:
+    """Train a topic model and save it with skops and a model card."""
+    from classifiers import evaluate_model, read_labelled, save_model, train_model
+    from classifiers.data import read_supplement, read_unlabeled
+
+    paths, labelled_ids = supplement or [], annotations or []
+    try:
+        records = read_labelled(data)
+        dev_records = read_labelled(dev) if dev else None
+        extra = read_supplement(paths, labelled_ids, unlabeled)
+        texts = read_unlabeled(unlabeled) if unlabeled else []
+    except (OSError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    with progress_bar() as bar:
+        task = bar.add_task("training", total=None)
+
+        def progress(step: int, total: int, description: str) -> None:
+            bar.update(task, completed=step, total=total, description=description)
+
+        model, report = train_model(
+            records, unlabeled=texts, supplement=extra, seed=seed, progress=progress
+        )
+    card: dict[str, Any] = {
+        "training": report,
+        "data": [
+            str(path) for path in (data, *paths, *labelled_ids, *([unlabeled] if unlabeled else []))
+        ],
+    }
+    if dev_records is not None:
+        card["dev"] = evaluate_model(model, dev_records)
+    path = save_model(model, out_dir, card=card)
+    out.print(f"saved {path} (version {model.version}); use it with NEWSCLASS_MODEL_PATH={path}")
+
+
+@commands.command(
+    epilog=example("newsclass evaluate --data ../shared/data/wikinews/dev.jsonl --format json")
+)
+def evaluate(
+    data: Annotated[
+        Path, typer.Option(help="Labelled JSONL or CSV.", envvar="NEWSCLASS_EVAL_DATA")
+    ],
+    fmt: Annotated[ReportFormat, format_option()] = Format.table,
+) -> None:
+    """Precision, recall and F1 per label, micro and macro F1, of the configured model."""
+    from classifiers import evaluate_model, load_model, read_labelled
+
+    settings = settings_or_exit()
+    try:
+        records = read_labelled(data)
+    except (OSError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    model = load_model(settings.model_path)
+    report = evaluate_model(model, records)
+    report["model_version"] = model.version
+    if fmt == Format.json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return
+    rows = [{"label": k, **v} for k, v in report["per_label"].items()]
+    emit(
+        rows,
+        "table",
+        ["label", "precision", "recall", "f1", "support"],
+        title=f"{model.version}: n={report['n']}",
+    )
+    out.print(f"micro F1 {report['micro_f1']:.3f}  macro F1 {report['macro_f1']:.3f}")
