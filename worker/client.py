@@ -324,12 +324,22 @@ def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
 
 
 def resend_failed(jobs: Iterable[Job], *, app: Celery | None = None) -> int:
-    """Send failed jobs again from their kept payloads, under their own ids, each to its task
-    (a reclassify job's payload is the one with ``article_ids``)."""
-    payloads = {
-        job.id: json.loads(job.payload) for job in jobs if job.status == "failed" and job.payload
-    }
-    reclassify = {i for i, p in payloads.items() if isinstance(p, dict) and "article_ids" in p}
-    ingest = [i for i in payloads if i not in reclassify]
-    sent = send_again(payloads, ingest, app=app)
-    return sent + send_again(payloads, sorted(reclassify), app=app, task=RECLASSIFY_TASK)
+    """Send failed jobs again from their kept payloads, under their own ids, each to the task it
+    recorded (a job recorded before the task column: a payload with ``article_ids`` is a
+    reclassify job's)."""
+    failed = [job for job in jobs if job.status == "failed" and job.payload]
+    payloads = {job.id: json.loads(job.payload) for job in failed if job.payload}
+
+    def task_of(job: Job) -> str:
+        if job.task:
+            return job.task
+        payload = payloads[job.id]
+        is_reclassify = isinstance(payload, dict) and "article_ids" in payload
+        return RECLASSIFY_TASK if is_reclassify else INGEST_TASK
+
+    by_task: dict[str, list[str]] = {}
+    for job in failed:
+        by_task.setdefault(task_of(job), []).append(job.id)
+    return sum(
+        send_again(payloads, sorted(ids), app=app, task=task) for task, ids in by_task.items()
+    )

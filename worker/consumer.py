@@ -14,6 +14,7 @@ returns after the visibility timeout and is recorded then, never acknowledged si
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from celery.worker.consumer import Consumer
@@ -35,12 +36,26 @@ log = logging.getLogger("newsclass.consumer")
 
 
 def refusal_of(message: Any, known_tasks: Any) -> Refusal | None:
-    """Why ``message`` cannot be run, or None when Celery may take it."""
+    """Why ``message`` cannot be run, or None when Celery may take it; a refusal names the task
+    the message names, where it names one."""
+    refusal = _refusal(message, known_tasks)
+    if refusal is None or refusal.task is not None:
+        return refusal
+    headers = message.headers
+    task = headers.get("task") if isinstance(headers, dict) else None
+    return replace(refusal, task=task if isinstance(task, str) else None)
+
+
+def _refusal(message: Any, known_tasks: Any) -> Refusal | None:
     headers = message.headers
     if isinstance(headers, dict) and isinstance(headers.get(REFUSED_HEADER), dict):
         refused = headers[REFUSED_HEADER]
+        task = refused.get("task")
         return Refusal(
-            str(refused.get("reason")), str(refused.get("id")), str(refused.get("excerpt"))
+            str(refused.get("reason")),
+            str(refused.get("id")),
+            str(refused.get("excerpt")),
+            task if isinstance(task, str) else None,
         )
     job_id = _job_id(message)
     try:
@@ -95,6 +110,7 @@ def record_refusal(refusal: Refusal) -> bool:
         status="rejected",
         reason=f"message refused: {refusal.reason}",
         payload=refusal.excerpt,
+        task=refusal.task,
     )
     engine = get_engine(get_settings().database_url)
     try:

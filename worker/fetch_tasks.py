@@ -346,6 +346,7 @@ def _record_unfetched(
         reason=f"could not fetch the page{tries}: {reason}",
         source=request.get("source"),
         payload=payload_excerpt(request),
+        task=FETCH_TASK,
     )
     with Session(_engine()) as session, session.begin():
         record_jobs(session=session, outcomes=[outcome])

@@ -56,6 +56,7 @@ class Refusal:
     reason: str
     job_id: str
     excerpt: str
+    task: str | None = None  # the task the message names, where it names one
 
 
 class TooLarge(ValueError):
@@ -132,7 +133,10 @@ def read_envelope(
         except (ValueError, TypeError, zlib.error, OSError, EOFError, lzma.LZMAError) as exc:
             problem = f"the compressed body cannot be inflated: {exc}"
     if problem is not None:
-        return None, Refusal(problem, job_id, excerpt(item))
+        task = headers.get("task") if isinstance(headers, dict) else None
+        return None, Refusal(
+            problem, job_id, excerpt(item), task if isinstance(task, str) else None
+        )
     return message, None
 
 
@@ -215,6 +219,7 @@ def refusal_envelope(refusal: Refusal, *, delivery_tag: object, queue: str) -> d
                 "reason": refusal.reason,
                 "id": refusal.job_id,
                 "excerpt": refusal.excerpt,
+                "task": refusal.task,
             }
         },
         "properties": {

@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from classifiers import Prediction, TopicModel, model_text
 from worker.ingest import Article, Limits, RejectedInput, parse_job
+from worker.names import INGEST_TASK
 from worker.store import (
     JobOutcome,
     NewArticle,
@@ -109,6 +110,7 @@ def process_batch(
                     reason=exc.reason,
                     payload=payload_excerpt(job.payload),
                     attempts=job.attempts,
+                    task=INGEST_TASK,
                 )
             )
     predictions = classify_articles([article for _, article in accepted], model=model)
@@ -123,6 +125,6 @@ def process_batch(
     attempts = {job.id: job.attempts for job, _ in accepted}
     with Session(engine) as session, session.begin():
         for outcome in upsert_articles(session=session, items=items):
-            outcomes.append(replace(outcome, attempts=attempts[outcome.job_id]))
+            outcomes.append(replace(outcome, attempts=attempts[outcome.job_id], task=INGEST_TASK))
         record_jobs(session=session, outcomes=outcomes)
     return outcomes

@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from classifiers import LABELS, TopicModel, model_text
 from worker.ingest import RejectedInput
+from worker.names import RECLASSIFY_TASK
 from worker.pipeline import assigned_labels, classification_fields
 from worker.store import (
     ArticleVersion,
@@ -205,6 +206,7 @@ def process_reclassify(
             status="reclassified",
             reason=result.describe(model.version),
             attempts=attempts,
+            task=RECLASSIFY_TASK,
         )
         record_jobs(session=session, outcomes=[outcome])
     return outcome

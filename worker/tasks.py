@@ -206,6 +206,7 @@ def record_reclassify_outcome(
         reason=f"reclassify: {reason}",
         payload=json.dumps(payload) if failed else payload_excerpt(_json_able(payload)),
         attempts=attempts,
+        task=RECLASSIFY_TASK,
     )
     try:
         with Session(_engine()) as session, session.begin():
@@ -367,6 +368,7 @@ def record_failed(jobs: Sequence[IngestJob], *, reason: str, with_payload: bool 
             if with_payload
             else None,
             attempts=job.attempts,
+            task=INGEST_TASK,
         )
         for job in jobs
     ]

@@ -146,6 +146,8 @@ def test_six_malformed_messages_among_eighteen_good_ones(
     jobs = jobs_by_id(database_url)
     assert worker.proc.poll() is None, worker.log_tail()
     assert all(jobs[i].status == "stored" for i in good_ids), {i: jobs.get(i) for i in good_ids}
+    # Each job records its task: the good ones and the refusals that name one.
+    assert {jobs[i].task for i in [*good_ids, ids["object"], ids["b64"]]} == {INGEST_TASK}
     assert article_count(database_url) == 18
     for name, job_id in ids.items():
         assert jobs[job_id].status == "rejected", (name, jobs[job_id])
