@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -53,39 +53,38 @@ def train(
             "training fold but never scored (repeatable)."
         ),
     ] = None,
+    bbc: Annotated[
+        Path | None,
+        typer.Option(help="BBC JSONL for the no-label and politics checks (never trained on)."),
+    ] = None,
     seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Random seed.")] = 0,
 ) -> None:
-    """Train a topic model and save it with skops and a model card."""
-    from classifiers import evaluate_model, read_labelled, save_model, train_model
-    from classifiers.data import read_supplement, read_unlabeled
+    """Train a topic model and save it with skops and a model card (the same card as
+    `make train`: library versions, data hashes, CV, dev and BBC results, speed)."""
+    from classifiers.train import train_and_save
 
-    paths, labelled_ids = supplement or [], annotations or []
-    try:
-        records = read_labelled(data)
-        dev_records = read_labelled(dev) if dev else None
-        extra = read_supplement(paths, labelled_ids, unlabeled)
-        texts = read_unlabeled(unlabeled) if unlabeled else []
-    except (OSError, ValueError) as exc:
-        raise fail(str(exc)) from None
     with progress_bar() as bar:
         task = bar.add_task("training", total=None)
 
         def progress(step: int, total: int, description: str) -> None:
             bar.update(task, completed=step, total=total, description=description)
 
-        model, report = train_model(
-            records, unlabeled=texts, supplement=extra, seed=seed, progress=progress
-        )
-    card: dict[str, Any] = {
-        "training": report,
-        "data": [
-            str(path) for path in (data, *paths, *labelled_ids, *([unlabeled] if unlabeled else []))
-        ],
-    }
-    if dev_records is not None:
-        card["dev"] = evaluate_model(model, dev_records)
-    path = save_model(model, out_dir, card=card)
-    out.print(f"saved {path} (version {model.version}); use it with NEWSCLASS_MODEL_PATH={path}")
+        try:
+            path, card = train_and_save(
+                data=data,
+                out=out_dir,
+                dev=dev,
+                bbc=bbc,
+                unlabeled=unlabeled,
+                supplement=supplement or [],
+                annotations=annotations or [],
+                seed=seed,
+                progress=progress,
+            )
+        except (OSError, ValueError) as exc:
+            raise fail(str(exc)) from None
+    version = card["version"]
+    out.print(f"saved {path} (version {version}); use it with NEWSCLASS_MODEL_PATH={path}")
 
 
 @commands.command(
