@@ -260,6 +260,31 @@ OPTION_NAMES = {
 }  # fmt: skip
 
 
+def article_filter(
+    label: list[str] | None,
+    all_labels: bool,
+    min_score: float | None,
+    since: str | None,
+    until: str | None,
+    time: str,
+    source: str | None,
+    search: str | None,
+    model_version: str | None,
+) -> ArticleFilter:
+    """The filter of the options `query` and `reclassify` share; a bad value exits naming it."""
+    return filter_or_exit(
+        labels=label or (),
+        all_labels=all_labels,
+        min_score=min_score,
+        since=since,
+        until=until,
+        time=time,
+        source=source,
+        search=search,
+        model_version=model_version,
+    )
+
+
 def filter_or_exit(**options: Any) -> ArticleFilter:
     """The store's filter from the query options of `query`, `reclassify` and `stats`; a bad
     value exits with a message naming the option."""

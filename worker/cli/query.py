@@ -17,6 +17,7 @@ from worker.cli.common import (
     RowsFormat,
     ShowFormat,
     StatsFormat,
+    article_filter,
     cell,
     commands,
     emit,
@@ -72,16 +73,8 @@ def query(
     from worker.store import find_articles
 
     settings = settings_or_exit()
-    where = filter_or_exit(
-        labels=label or (),
-        all_labels=all_labels,
-        min_score=min_score,
-        since=since,
-        until=until,
-        time=time,
-        source=source,
-        search=search,
-        model_version=model_version,
+    where = article_filter(
+        label, all_labels, min_score, since, until, time, source, search, model_version
     )
     with open_session(settings) as session:
         found = find_articles(session=session, where=where, limit=limit, offset=offset, sort=sort)

@@ -16,12 +16,12 @@ from worker.cli.common import (
     AllLabelsOption,
     Format,
     ReportFormat,
+    article_filter,
     commands,
     err,
     example,
     fail,
     filter_option,
-    filter_or_exit,
     format_option,
     open_session,
     out,
@@ -123,16 +123,8 @@ def reclassify(
     from worker.store import find_article_versions
 
     settings = settings_or_exit()
-    where = filter_or_exit(
-        labels=label or (),
-        all_labels=all_labels,
-        min_score=min_score,
-        since=since,
-        until=until,
-        time=time,
-        source=source,
-        search=search,
-        model_version=model_version,
+    where = article_filter(
+        label, all_labels, min_score, since, until, time, source, search, model_version
     )
     model_path = (model or settings.model_path).expanduser().resolve()
     try:
