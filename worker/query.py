@@ -10,25 +10,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 from sqlmodel import Session
 
 from classifiers import LABELS, model_text, split_paragraphs
 from worker.store import (
+    STATS_BY,
+    TIME_FIELDS,
     Article,
     ArticleFilter,
     ArticleLabel,
-    StatsBy,
-    TimeField,
     count_articles,
     count_by,
     count_labels,
     count_outcomes,
 )
-
-TIMES: tuple[str, ...] = get_args(TimeField)
-STATS_BY: tuple[str, ...] = get_args(StatsBy)
 
 ARTICLE_COLUMNS = [
     "id", "title", "url", "source", "published_at", "ingested_at",
@@ -102,8 +99,8 @@ def build_filter(
             )
     if min_score is not None and not 0.0 <= min_score <= 1.0:
         raise ValueError(f"{name('min_score')}: must be between 0 and 1, got {min_score}")
-    if time not in TIMES:
-        raise ValueError(f"{name('time')}: one of {', '.join(TIMES)}, got {time!r}")
+    if time not in TIME_FIELDS:
+        raise ValueError(f"{name('time')}: one of {', '.join(TIME_FIELDS)}, got {time!r}")
     start, end = parse_when(since, name("since")), parse_when(until, name("until"))
     if start and end and start >= end:
         raise ValueError(f"{name('since')} must be before {name('until')}")
@@ -115,7 +112,7 @@ def build_filter(
         until=end,
         source=plain_text(source, name("source")),
         model_version=plain_text(model_version, name("model_version")),
-        time=time,  # type: ignore[arg-type]  # checked against TIMES above
+        time=time,  # checked against TIME_FIELDS above
         search=(plain_text(search, name("search")) or "").strip() or None,
     )
 
@@ -182,7 +179,7 @@ def stats_data(
     if by is not None:
         if by not in STATS_BY:
             raise ValueError(f"by: one of {', '.join(STATS_BY)}, got {by!r}")
-        rows = count_by(session=session, by=by, where=where)  # type: ignore[arg-type]
+        rows = count_by(session=session, by=by, where=where)
         data["by"] = by
         data["time"] = where.time
         data["volume"] = [
