@@ -18,7 +18,8 @@ DASHBOARD_ARTICLES = 20
 DASHBOARD_DAYS = 90  # the chart covers the 90 days before the newest article (a scan of them)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-COLOURS = {"defence": "#b03a2e", "trade": "#1f618d", "domestic_politics": "#7d3c98"}
+# One colour per label, in the order of classifiers.LABELS (the one home of the slugs).
+COLOURS = dict(zip(LABELS, ("#b03a2e", "#1f618d", "#7d3c98"), strict=True))
 CHART_W, CHART_H, PAD_L, PAD_R, PAD_T, PAD_B = 900, 260, 44, 16, 14, 34
 
 
