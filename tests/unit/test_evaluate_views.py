@@ -41,3 +41,37 @@ def test_views_are_scored_and_shown_in_the_card() -> None:
     assert reports["full"]["n"] == 2 and reports["title"]["n"] == reports["lead"]["n"] == 1
     page = card_markdown({"version": "v", "dev_views": reports})
     assert "## Dev by view" in page and "| title | 1 |" in page
+
+
+def test_newsclass_evaluate_scores_each_view(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from typer.testing import CliRunner
+
+    from worker.cli import app
+
+    data = tmp_path / "dev.jsonl"
+    rows = [
+        {"title": ARTICLE.title, "text": ARTICLE.text, "labels": ["defence"]},
+        {
+            "title": "x",
+            "title_derived": True,
+            "text": "Tariffs on steel rise.",
+            "labels": ["trade"],
+        },
+    ]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["evaluate", "--data", str(data), "--views", "full,title", "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["views"]["full"]["n"] == 2 and report["views"]["title"]["n"] == 1
+    assert report["model_version"]
+    single = json.loads(
+        runner.invoke(app, ["evaluate", "--data", str(data), "--format", "json"]).output
+    )
+    assert single["n"] == 2 and "views" not in single  # the default: the report as before
+    bad = runner.invoke(app, ["evaluate", "--data", str(data), "--views", "full,nope"])
+    assert bad.exit_code == 2 and "--views" in bad.output

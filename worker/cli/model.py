@@ -88,33 +88,47 @@ def train(
 
 
 @commands.command(
-    epilog=example("newsclass evaluate --data ../shared/data/wikinews/dev.jsonl --format json")
+    epilog=example(
+        "newsclass evaluate --data ../shared/data/wikinews/dev.jsonl --format json\n"
+        "  newsclass evaluate --data ../shared/data/modern/dev.jsonl --views full,title,lead"
+    )
 )
 def evaluate(
     data: Annotated[
         Path, typer.Option(help="Labelled JSONL or CSV.", envvar="NEWSCLASS_EVAL_DATA")
     ],
+    views: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated views to score: full (the article), title (the headline "
+            "alone), lead (the headline and its first sentence). Titles marked title_derived "
+            "are left out of the short views."
+        ),
+    ] = "full",
     fmt: Annotated[ReportFormat, format_option()] = Format.table,
 ) -> None:
     """Precision, recall and F1 per label, micro and macro F1, of the configured model."""
-    from classifiers import evaluate_model, load_model, read_labelled
+    from classifiers import load_model, read_labelled
+    from classifiers.evaluate import VIEWS, evaluate_views
 
+    chosen = [view.strip() for view in views.split(",") if view.strip()]
+    unknown = sorted(set(chosen) - set(VIEWS))
+    if unknown or not chosen:
+        raise fail(f"--views: one or more of {', '.join(VIEWS)}, got {views!r}", code=2)
     settings = settings_or_exit()
     try:
         records = read_labelled(data)
     except (OSError, ValueError) as exc:
         raise fail(str(exc)) from None
     model = load_model(settings.model_path)
-    report = evaluate_model(model, records)
-    report["model_version"] = model.version
+    reports = evaluate_views(model, records, chosen)
     if fmt == Format.json:
-        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        # One view (the default, full): the report itself, as before; several: one per view.
+        body = reports[chosen[0]] if len(chosen) == 1 else {"views": reports}
+        sys.stdout.write(json.dumps({**body, "model_version": model.version}, indent=2) + "\n")
         return
-    rows = [{"label": k, **v} for k, v in report["per_label"].items()]
-    emit(
-        rows,
-        "table",
-        ["label", "precision", "recall", "f1", "support"],
-        title=f"{model.version}: n={report['n']}",
-    )
-    out.print(f"micro F1 {report['micro_f1']:.3f}  macro F1 {report['macro_f1']:.3f}")
+    for view, report in reports.items():
+        rows = [{"label": k, **v} for k, v in report["per_label"].items()]
+        title = f"{model.version}: n={report['n']}" + ("" if view == "full" else f", {view}")
+        emit(rows, "table", ["label", "precision", "recall", "f1", "support"], title=title)
+        out.print(f"micro F1 {report['micro_f1']:.3f}  macro F1 {report['macro_f1']:.3f}")
