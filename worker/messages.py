@@ -262,10 +262,12 @@ def task_message_problem(
     for key in _TEXT_HEADERS:
         if not isinstance(headers.get(key), str | None):
             return f"header {key!r} is not a string"
+    times = {}
     for key in ("eta", "expires"):
-        if (problem := _time_header_problem(key, headers.get(key))) is not None:
+        times[key], problem = _time_header(key, headers.get(key))
+        if problem is not None:
             return problem
-    if max_wait is not None and (problem := _eta_problem(headers.get("eta"), max_wait)):
+    if max_wait is not None and (problem := _eta_problem(times["eta"], max_wait)):
         return problem
     if not _is_time_limit(headers.get("timelimit")):
         return "header 'timelimit' is not [soft, hard] seconds"
@@ -292,25 +294,25 @@ def body_problem(body: object) -> str | None:
     return None
 
 
-def _time_header_problem(key: str, value: object) -> str | None:
+def _time_header(key: str, value: object) -> tuple[datetime | None, str | None]:
+    """The header's time (UTC when it names no zone), read once, or why it cannot be read."""
     if value is None:
-        return None
+        return None, None
     if not isinstance(value, str):
-        return f"header {key!r} is not an ISO 8601 time"
+        return None, f"header {key!r} is not an ISO 8601 time"
     try:
-        datetime.fromisoformat(value).timestamp()
+        when = datetime.fromisoformat(value)
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+        when.timestamp()  # what Celery does with it: a time past what it holds is refused here
     except (ValueError, OverflowError, OSError):
-        return f"header {key!r} is not an ISO 8601 time: {excerpt(value, 60)}"
-    return None
+        return None, f"header {key!r} is not an ISO 8601 time: {excerpt(value, 60)}"
+    return when, None
 
 
-def _eta_problem(eta: object, max_wait: float) -> str | None:
-    if not isinstance(eta, str):
+def _eta_problem(eta: datetime | None, max_wait: float) -> str | None:
+    if eta is None:
         return None
-    when = datetime.fromisoformat(eta)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    ahead = (when - datetime.now(UTC)).total_seconds()
+    ahead = (eta - datetime.now(UTC)).total_seconds()
     if ahead <= max_wait:
         return None
     return (
